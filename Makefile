@@ -1,0 +1,44 @@
+# The two commands of the README's quickstart: `make demo` and `make test`.
+# Both create .venv with the first python3 on PATH (3.11+) if it is missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BPEXP  := $(VENV)/bin/bpexp
+# Re-install when the dependencies change.
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+export MLFLOW_DISABLE_TELEMETRY = true
+
+.PHONY: demo test lint bench install clean
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "bpexp needs Python 3.11+, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+## make demo: train a tracked model on the embedded default store (mlruns/)
+demo: $(STAMP)
+	$(BPEXP) demo
+
+## make test: lint, then every test (unit, real MLflow/Optuna/PostgreSQL, notebooks, browser)
+test: $(STAMP)
+	$(VENV)/bin/ruff check bpexp tests benchmarks
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bpexp tests benchmarks
+	$(VENV)/bin/ruff format --check bpexp tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_epoch.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,229 @@
+"""Output heads fused with their loss.
+
+Only the pairs whose gradient with respect to the logits is ``(y_hat - y) / N``
+(or, for Huber, its clipped form) exist, so an output/loss mismatch cannot be
+built. Each head works in place on the logits buffer.
+
+Losses are sums over outputs, averaged over samples:
+
+* softmax + cross-entropy: ``mean_i(-log p_i[y_i])`` with a log-sum-exp shift;
+* sigmoid + binary cross-entropy: ``mean_i sum_k max(z,0) - z y + log1p(exp(-|z|))``;
+* identity + MSE: ``mean_i sum_k (y_hat - y)^2 / 2`` (half the squared error, as in
+  scikit-learn, so that the gradient is exactly the residual);
+* identity + Huber: ``mean_i sum_k huber_delta(y_hat - y)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bpexp.errors import InvalidInputError
+
+
+class Head:
+    """An output activation fused with its loss.
+
+    Attributes
+    ----------
+    output, loss : str
+        The registry names of the pair.
+    target_kind : str
+        ``"index"`` for integer class indices of shape (N,), ``"matrix"`` for
+        float targets of shape (N, K).
+    """
+
+    output = ""
+    loss = ""
+    target_kind = "matrix"
+
+    def forward_loss(self, z: np.ndarray, y: np.ndarray) -> float:
+        """Turn logits ``z`` into outputs in place and return the mean loss."""
+        raise NotImplementedError
+
+    def output_only(self, z: np.ndarray) -> np.ndarray:
+        """Turn logits into outputs in place (no targets needed)."""
+        raise NotImplementedError
+
+    def n_correct(self, out: np.ndarray, y: np.ndarray) -> int:
+        """Rows whose thresholded outputs match the targets (0 for regression heads)."""
+        return int(((out >= 0.5) == (y >= 0.5)).all(axis=1).sum())
+
+    def delta(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Overwrite the outputs with dLoss/dz and return them."""
+        n = out.shape[0]
+        out -= y
+        out *= 1.0 / n
+        return out
+
+    @property
+    def name(self) -> str:
+        return f"{self.output}+{self.loss}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SoftmaxCrossEntropy(Head):
+    output = "softmax"
+    loss = "cross_entropy"
+    target_kind = "index"
+
+    def _rows(self, n: int) -> np.ndarray:
+        rows = getattr(self, "_rows_cache", None)
+        if rows is None or rows.shape[0] < n:
+            rows = self._rows_cache = np.arange(n)
+        return rows[:n]
+
+    def forward_loss(self, z, y):
+        n = z.shape[0]
+        z -= z.max(axis=1, keepdims=True)
+        z_true = z[self._rows(n), y]
+        np.exp(z, out=z)
+        s = z.sum(axis=1, keepdims=True)
+        z /= s
+        # loss_i = log(sum_j exp(z_j)) - z_true  (z already shifted by its max)
+        return float(np.log(s).sum() - z_true.sum()) / n
+
+    def output_only(self, z):
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def n_correct(self, out, y):
+        return int((np.argmax(out, axis=1) == y).sum())
+
+    def delta(self, out, y):
+        n = out.shape[0]
+        out[self._rows(n), y] -= 1
+        out *= 1.0 / n
+        return out
+
+
+class SigmoidBinaryCrossEntropy(Head):
+    output = "sigmoid"
+    loss = "binary_cross_entropy"
+
+    def forward_loss(self, z, y):
+        n = z.shape[0]
+        # Stable BCE with logits: max(z, 0) - z*y + log1p(exp(-|z|)).
+        loss = np.maximum(z, 0).sum() - float(np.vdot(z, y))
+        t = np.abs(z)
+        np.negative(t, out=t)
+        np.exp(t, out=t)
+        np.log1p(t, out=t)
+        loss += t.sum()
+        self.output_only(z)
+        return float(loss) / n
+
+    def output_only(self, z):
+        z *= 0.5
+        np.tanh(z, out=z)
+        z *= 0.5
+        z += 0.5
+        return z
+
+
+class IdentityMSE(Head):
+    output = "identity"
+    loss = "mse"
+
+    def forward_loss(self, z, y):
+        r = z - y
+        return 0.5 * float(np.vdot(r, r)) / z.shape[0]
+
+    def output_only(self, z):
+        return z
+
+    def n_correct(self, out, y):
+        return 0
+
+
+class IdentityHuber(IdentityMSE):
+    output = "identity"
+    loss = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        self.huber_delta = float(delta)
+
+    def forward_loss(self, z, y):
+        d = self.huber_delta
+        r = np.abs(z - y)
+        quad = np.minimum(r, d)
+        # 0.5 q^2 + d (r - q): quadratic inside the band, linear outside.
+        loss = 0.5 * float(np.vdot(quad, quad)) + d * float((r - quad).sum())
+        return loss / z.shape[0]
+
+    def output_only(self, z):
+        return z
+
+    def delta(self, out, y):
+        n = out.shape[0]
+        out -= y
+        np.clip(out, -self.huber_delta, self.huber_delta, out=out)
+        out *= 1.0 / n
+        return out
+
+
+HEADS: dict[tuple[str, str], type[Head]] = {
+    (cls.output, cls.loss): cls
+    for cls in (SoftmaxCrossEntropy, SigmoidBinaryCrossEntropy, IdentityMSE, IdentityHuber)
+}
+
+#: The default (output, loss) pair for each task.
+TASK_DEFAULTS = {
+    "classification": None,  # softmax+cross_entropy, or sigmoid+bce for a single output unit
+    "multilabel": ("sigmoid", "binary_cross_entropy"),
+    "regression": ("identity", "mse"),
+}
+
+
+def get_head(task: str, n_outputs: int, output: str | None = None, loss: str | None = None) -> Head:
+    """Return the fused head for ``task`` (or an explicit ``output``/``loss`` pair).
+
+    Raises
+    ------
+    InvalidInputError
+        For an unknown task, an invalid output/loss pair, or a pair that does not
+        suit the task or the number of outputs.
+    """
+    if task not in TASK_DEFAULTS:
+        raise InvalidInputError(f"unknown task {task!r}; expected one of {sorted(TASK_DEFAULTS)}")
+    if output is None and loss is None:
+        if task == "classification":
+            pair = ("sigmoid", "binary_cross_entropy") if n_outputs == 1 else ("softmax", "cross_entropy")
+        else:
+            pair = TASK_DEFAULTS[task]
+    else:
+        pair = (output or _default_output(loss), loss or _default_loss(output))
+    if pair not in HEADS:
+        valid = ", ".join(f"{o}+{l}" for o, l in HEADS)
+        raise InvalidInputError(
+            f"invalid output/loss pair {pair[0]!r} + {pair[1]!r}; valid pairs are {valid}"
+        )
+    allowed = {
+        "classification": {("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")},
+        "multilabel": {("sigmoid", "binary_cross_entropy")},
+        "regression": {("identity", "mse"), ("identity", "huber")},
+    }[task]
+    if pair not in allowed:
+        raise InvalidInputError(f"output/loss pair {pair[0]}+{pair[1]} does not suit task {task!r}")
+    if pair == ("softmax", "cross_entropy") and n_outputs < 2:
+        raise InvalidInputError(
+            "softmax + cross_entropy needs at least 2 output units; "
+            "use 1 output unit with sigmoid + binary_cross_entropy for binary classification"
+        )
+    if task == "classification" and pair[0] == "sigmoid" and n_outputs != 1:
+        raise InvalidInputError(
+            f"binary classification with a sigmoid head has 1 output unit, got {n_outputs}; "
+            "use task='multilabel' for several independent labels"
+        )
+    return HEADS[pair]()
+
+
+def _default_output(loss):
+    return {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(loss, "identity")
+
+
+def _default_loss(output):
+    return {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(output, "mse")
