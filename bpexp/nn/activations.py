@@ -43,6 +43,10 @@ class Activation:
         """Multiply ``delta`` in place by ``f'(z)``; ``a`` may be overwritten."""
         raise NotImplementedError
 
+    def config(self) -> dict:
+        """Constructor options, saved with the model so a reload rebuilds the same function."""
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -76,7 +80,14 @@ class LeakyReLU(Activation):
     init = "he"
 
     def __init__(self, alpha: float = 0.01):
+        alpha = float(alpha)
+        # forward() computes max(z, alpha z), which is leaky ReLU only for 0 <= alpha < 1.
+        if not 0.0 <= alpha < 1.0:
+            raise InvalidInputError(f"leaky_relu alpha must be in [0, 1), got {alpha}")
         self.alpha = alpha
+
+    def config(self):
+        return {"alpha": self.alpha}
 
     def forward(self, z, out):
         # max(z, alpha*z) is z for z > 0 and alpha*z otherwise (0 < alpha < 1).

@@ -55,6 +55,10 @@ class Head:
         out *= 1.0 / n
         return out
 
+    def config(self) -> dict:
+        """Constructor options, saved with the model."""
+        return {}
+
     @property
     def name(self) -> str:
         return f"{self.output}+{self.loss}"
@@ -144,7 +148,12 @@ class IdentityHuber(IdentityMSE):
     loss = "huber"
 
     def __init__(self, delta: float = 1.0):
+        if not float(delta) > 0:
+            raise InvalidInputError(f"huber delta must be positive, got {delta}")
         self.huber_delta = float(delta)
+
+    def config(self):
+        return {"delta": self.huber_delta}
 
     def forward_loss(self, z, y):
         d = self.huber_delta

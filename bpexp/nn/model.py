@@ -10,6 +10,7 @@ whole-array operations, the global gradient norm is one dot product, and
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -360,15 +361,18 @@ class MLP:
 
         save_model(self, path)
 
-    def copy(self) -> "MLP":
-        """A deep copy (weights, classes and preprocessing)."""
-        from bpexp.nn.serialization import model_from_spec, model_spec
-
-        clone = model_from_spec(model_spec(self))
+    def copy(self) -> MLP:
+        """A deep copy (weights, classes, preprocessing, activation and head objects)."""
+        clone = copy.copy(self)
+        clone.activations = copy.deepcopy(self.activations)
+        clone.head = copy.deepcopy(self.head)
+        clone.dropout = list(self.dropout)
+        clone._allocate()  # fresh params, grads and work buffers
         clone.params[...] = self.params
         clone.classes_ = None if self.classes_ is None else self.classes_.copy()
-        if self.preprocessing is not None and self.preprocessing.fitted:
-            clone.preprocessing = Standardizer(self.preprocessing.mean.copy(), self.preprocessing.scale.copy())
+        if self.preprocessing is not None:
+            prep = self.preprocessing
+            clone.preprocessing = Standardizer(prep.mean.copy(), prep.scale.copy()) if prep.fitted else Standardizer()
         return clone
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ class Standardizer:
     def fitted(self) -> bool:
         return self.mean is not None
 
-    def fit(self, X: np.ndarray) -> "Standardizer":
+    def fit(self, X: np.ndarray) -> Standardizer:
         """Fit mean and scale on ``X`` (computed in float64, stored in X's dtype)."""
         mean = X.mean(axis=0, dtype=np.float64)
         std = X.std(axis=0, dtype=np.float64)
@@ -35,7 +35,7 @@ class Standardizer:
         out /= self.scale
         return out
 
-    def astype(self, dtype) -> "Standardizer":
+    def astype(self, dtype) -> Standardizer:
         return Standardizer(self.mean.astype(dtype), self.scale.astype(dtype))
 
     def __repr__(self) -> str:

@@ -23,13 +23,32 @@ WEIGHTS_NPZ = "weights.npz"
 
 
 def model_spec(model) -> dict:
-    """The architecture part of ``model.json`` (enough to rebuild an untrained model)."""
+    """The architecture part of ``model.json`` (enough to rebuild an untrained model).
+
+    Raises
+    ------
+    InvalidInputError
+        If the model uses an activation or head class that is not in bpexp's
+        registries: it could not be rebuilt from the file.
+    """
+    from bpexp.nn.activations import ACTIVATIONS
+    from bpexp.nn.heads import HEADS
+
+    for a in model.activations:
+        if ACTIVATIONS.get(a.name) is not type(a):
+            raise InvalidInputError(f"custom activation {a!r} is not a registered bpexp activation; cannot save it")
+    if HEADS.get((model.head.output, model.head.loss)) is not type(model.head):
+        raise InvalidInputError(f"custom head {model.head!r} is not a registered bpexp head; cannot save it")
     return {
         "sizes": list(model.sizes),
         "activations": [a.name for a in model.activations],
+        # Options such as leaky_relu's alpha or Huber's delta change the function the
+        # model computes, so a reload without them would predict differently.
+        "activation_options": [a.config() for a in model.activations],
         "task": model.task,
         "output": model.head.output,
         "loss": model.head.loss,
+        "head_options": model.head.config(),
         "dropout": list(model.dropout),
         "dtype": model.dtype.name,
         "standardize": model.preprocessing is not None,
@@ -37,11 +56,22 @@ def model_spec(model) -> dict:
 
 
 def model_from_spec(spec: dict):
+    """Build an untrained model from :func:`model_spec`'s dict."""
+    from bpexp.nn.activations import ACTIVATIONS
     from bpexp.nn.model import MLP
 
-    return MLP(
+    names = spec["activations"]
+    options = spec.get("activation_options") or [{}] * len(names)
+    if not isinstance(names, list) or not isinstance(options, list) or len(options) != len(names):
+        raise InvalidInputError(f"activations {names!r} and activation_options {options!r} do not match")
+    activations = []
+    for name, opts in zip(names, options):
+        if name not in ACTIVATIONS:
+            raise InvalidInputError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
+        activations.append(ACTIVATIONS[name](**opts))
+    model = MLP(
         spec["sizes"],
-        activation=spec["activations"],
+        activation=activations,
         task=spec["task"],
         output=spec["output"],
         loss=spec["loss"],
@@ -49,6 +79,10 @@ def model_from_spec(spec: dict):
         standardize=spec["standardize"],
         dtype=spec["dtype"],
     )
+    head_options = spec.get("head_options") or {}
+    if head_options:
+        model.head = type(model.head)(**head_options)
+    return model
 
 
 def save_model(model, path) -> Path:
@@ -102,19 +136,21 @@ def load_model_folder(path):
             raise ModelFormatError(f"model folder {path} has no {p.name}")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{meta_path} is not valid JSON: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != "bpexp-mlp":
         raise ModelFormatError(f"{meta_path} is not a bpexp model description")
     try:
         model = model_from_spec(meta)
-    except (KeyError, TypeError, InvalidInputError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
         raise ModelFormatError(f"{meta_path} describes no valid model: {exc}") from None
 
     arrays = _read_npz(weights_path)
     expected = {f"W{i}": W.shape for i, (W, _) in enumerate(model.weights)}
     expected |= {f"b{i}": b.shape for i, (_, b) in enumerate(model.weights)}
     prep = meta.get("preprocessing") or {}
+    if not isinstance(prep, dict):
+        raise ModelFormatError(f"{meta_path}: preprocessing must be an object, got {prep!r}")
     if prep.get("fitted"):
         expected["standardize_mean"] = expected["standardize_scale"] = (model.n_inputs,)
     for key, shape in expected.items():
@@ -129,15 +165,34 @@ def load_model_folder(path):
             raise ModelFormatError(f"{weights_path}: {key} contains NaN or inf")
     model.weights = [(arrays[f"W{i}"], arrays[f"b{i}"]) for i in range(len(model.weights))]
     if prep.get("fitted"):
+        if not (arrays["standardize_scale"] > 0).all():
+            raise ModelFormatError(f"{weights_path}: standardize_scale must be positive")
         model.preprocessing = Standardizer(
             arrays["standardize_mean"].astype(model.dtype), arrays["standardize_scale"].astype(model.dtype)
         )
     if meta.get("classes") is not None:
-        try:
-            model.classes_ = np.array(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
-        except (TypeError, ValueError) as exc:
-            raise ModelFormatError(f"{meta_path}: unreadable classes: {exc}") from None
+        model.classes_ = _read_classes(meta, model, meta_path)
     return model
+
+
+def _read_classes(meta: dict, model, meta_path: Path) -> np.ndarray:
+    """The class labels, checked: plain numbers or strings, sorted, one per class the head predicts."""
+    try:
+        dtype = np.dtype(meta["classes_dtype"])
+        if dtype.kind not in "biufU":  # never object (or void) arrays
+            raise TypeError(f"classes_dtype {dtype.str!r} is not a number or string type")
+        classes = np.array(meta["classes"], dtype=dtype)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{meta_path}: unreadable classes: {exc}") from None
+    n_expected = 2 if model.task == "classification" and model.n_outputs == 1 else model.n_outputs
+    if classes.ndim != 1 or classes.size != n_expected:
+        raise ModelFormatError(
+            f"{meta_path}: {classes.size} classes listed, but the model's head predicts {n_expected}"
+        )
+    # Labels are encoded by binary search, so they must be sorted and distinct.
+    if classes.size > 1 and not (classes[1:] > classes[:-1]).all():
+        raise ModelFormatError(f"{meta_path}: classes must be sorted and distinct, got {classes.tolist()}")
+    return classes
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
