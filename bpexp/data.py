@@ -72,7 +72,8 @@ class Dataset:
 
     def __repr__(self) -> str:
         extra = f", classes={self.classes.size}" if self.task == "classification" else ""
-        return f"Dataset({self.name!r}, n_samples={self.n_samples}, n_features={self.n_features}, task={self.task!r}{extra})"
+        return (f"Dataset({self.name!r}, n_samples={self.n_samples}, n_features={self.n_features}, "
+                f"task={self.task!r}{extra})")
 
 
 # ---------------------------------------------------------------------------- synthetic
@@ -173,20 +174,24 @@ def load_csv(path, target: str, *, task: str | None = None) -> Dataset:
     header = [h.strip() for h in rows[0]]
     if target not in header:
         raise InvalidInputError(f"CSV file {path} has no column {target!r}; its columns are {header}")
-    body = [r for r in rows[1:] if any(cell.strip() for cell in r)]
+    # Keep each row's own number (header = row 1) so messages stay right after blank lines.
+    body = [(r, row) for r, row in enumerate(rows[1:], start=2) if any(cell.strip() for cell in row)]
     if not body:
         raise InvalidInputError(f"CSV file {path} has a header but no data rows")
     t = header.index(target)
     features = [h for i, h in enumerate(header) if i != t]
     X = np.empty((len(body), len(features)))
     labels = []
-    for r, row in enumerate(body, start=2):
+    for k, (r, row) in enumerate(body):
         if len(row) != len(header):
             raise InvalidInputError(f"{path} row {r} has {len(row)} fields, the header has {len(header)}")
-        labels.append(row[t].strip())
+        label = row[t].strip()
+        if not label:
+            raise InvalidInputError(f"{path} row {r}, column {target!r}: the target value is missing")
+        labels.append(label)
         for j, (i, cell) in enumerate((i, c) for i, c in enumerate(row) if i != t):
             try:
-                X[r - 2, j] = float(cell)
+                X[k, j] = float(cell)
             except ValueError:
                 raise InvalidInputError(
                     f"{path} row {r}, column {header[i]!r}: {cell!r} is not a number"

@@ -47,28 +47,48 @@ def f1_macro(y_true, y_pred, n_classes: int) -> float:
 
 
 def f1_macro_multilabel(Y_true, Y_pred) -> float:
-    """Macro F1 over the columns of 0/1 label matrices."""
+    """Macro F1 over all the columns of 0/1 label matrices.
+
+    Every column counts, including one with no true and no predicted positives
+    (F1 = 0 there), as in scikit-learn's ``f1_score(average="macro")`` for
+    multilabel indicators.
+    """
     Y_true, Y_pred = np.asarray(Y_true, bool), np.asarray(Y_pred, bool)
     tp = (Y_true & Y_pred).sum(axis=0)
-    return _f1_from_counts(tp, Y_pred.sum(axis=0), Y_true.sum(axis=0))
+    return _f1_from_counts(tp, Y_pred.sum(axis=0), Y_true.sum(axis=0), only_present=False)
 
 
-def _f1_from_counts(tp, predicted, actual) -> float:
-    present = (predicted + actual) > 0
+def _f1_from_counts(tp, predicted, actual, only_present: bool = True) -> float:
     denom = predicted + actual
     f1 = np.divide(2 * tp, denom, out=np.zeros(tp.shape, dtype=float), where=denom > 0)
+    if not only_present:
+        return float(f1.mean())
+    present = denom > 0
     return float(f1[present].mean()) if present.any() else 0.0
 
 
-def log_loss(y_index, proba, eps: float = 1e-15) -> float:
-    """Mean negative log-likelihood of the true class indices under ``proba``."""
-    p = np.clip(proba[np.arange(len(y_index)), y_index], eps, 1.0)
-    return float(-np.log(p.astype(np.float64)).mean())
+def _clip_eps(P: np.ndarray) -> float:
+    # scikit-learn (>= 1.2) clips probabilities at the machine epsilon of their dtype.
+    return float(np.finfo(P.dtype if np.issubdtype(P.dtype, np.floating) else np.float64).eps)
 
 
-def binary_log_loss(Y, P, eps: float = 1e-15) -> float:
-    """Binary cross-entropy averaged over all entries of 0/1 targets ``Y``."""
-    P = np.clip(np.asarray(P, np.float64), eps, 1 - eps)
+def log_loss(y_index, proba) -> float:
+    """Mean negative log-likelihood of the true class indices under ``proba``.
+
+    Probabilities are clipped to ``[eps, 1 - eps]`` with ``eps`` the machine
+    epsilon of their dtype, as scikit-learn does.
+    """
+    proba = np.asarray(proba)
+    eps = _clip_eps(proba)
+    p = np.clip(proba[np.arange(len(y_index)), y_index].astype(np.float64), eps, 1 - eps)
+    return float(-np.log(p).mean())
+
+
+def binary_log_loss(Y, P) -> float:
+    """Binary cross-entropy averaged over all entries of 0/1 targets ``Y`` (clipped like :func:`log_loss`)."""
+    P = np.asarray(P)
+    eps = _clip_eps(P)
+    P = np.clip(P.astype(np.float64), eps, 1 - eps)
     Y = np.asarray(Y, np.float64)
     return float(-(Y * np.log(P) + (1 - Y) * np.log1p(-P)).mean())
 

@@ -22,6 +22,8 @@ def check_features(X, n_features: int, dtype: np.dtype, what: str = "X") -> np.n
         raise InvalidInputError(f"{what} is not a numeric array: {exc}") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InvalidInputError(f"{what} must be numeric, got values of dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):  # casting would silently drop the imaginary part
+        raise InvalidInputError(f"{what} must be real numbers, got values of dtype {arr.dtype}")
     if arr.ndim != 2:
         raise InvalidInputError(f"{what} must be 2-D (n_samples, n_features), got shape {arr.shape}")
     if arr.shape[0] == 0:
@@ -76,7 +78,7 @@ def encode_targets(model, y, *, fit: bool, what: str = "y"):
         n_expected = 2 if model.n_outputs == 1 else model.n_outputs
         if classes.size < 2:
             raise InvalidInputError(
-                f"{what} has a single class ({classes[0]!r}); classification needs at least two"
+                f"{what} has a single class ({classes.tolist()[0]!r}); classification needs at least two"
             )
         if classes.size != n_expected:
             raise InvalidInputError(

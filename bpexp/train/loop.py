@@ -103,17 +103,27 @@ def fit(
         raise InvalidInputError(f"clip_norm must be positive, got {clip_norm}")
     epochs, batch_size = int(epochs), int(batch_size)
 
-    X = model.check_X(X)
-    Y = model.encode_targets(y, fit=True)
-    if X.shape[0] != Y.shape[0]:
-        raise InvalidInputError(f"X has {X.shape[0]} rows but y has {Y.shape[0]}")
-    if model.preprocessing is not None and not model.preprocessing.fitted:
-        model.preprocessing.fit(X)
-    validation = _prepare_validation(model, validation_data)
-
-    opt = get_optimizer(optimizer, lr)
+    # Learning the class labels and the standardization are the only changes fit makes
+    # before training starts; undo them if the inputs turn out to be unusable, so a
+    # corrected second call does not inherit labels learned from the bad one.
+    classes_before = model.classes_
+    prep_fitted_before = model.preprocessing is not None and model.preprocessing.fitted
+    try:
+        X = model.check_X(X)
+        Y = model.encode_targets(y, fit=True)
+        if X.shape[0] != Y.shape[0]:
+            raise InvalidInputError(f"X has {X.shape[0]} rows but y has {Y.shape[0]}")
+        if model.preprocessing is not None and not model.preprocessing.fitted:
+            model.preprocessing.fit(X)
+        validation = _prepare_validation(model, validation_data)
+        opt = get_optimizer(optimizer, lr)
+        sched = get_schedule(schedule)
+    except BaseException:
+        model.classes_ = classes_before
+        if model.preprocessing is not None and not prep_fitted_before:
+            model.preprocessing.mean = model.preprocessing.scale = None
+        raise
     opt.setup(model.params, model.n_weights)
-    sched = get_schedule(schedule)
     sched.reset(opt.lr, epochs)
     shuffle_rng, dropout_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if not any(model.dropout):
