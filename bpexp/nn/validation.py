@@ -32,7 +32,8 @@ def check_features(X, n_features: int, dtype: np.dtype, what: str = "X") -> np.n
         raise InvalidInputError(
             f"{what} has {arr.shape[1]} features, but the model expects {n_features}"
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # values beyond float32's range become inf, reported just below
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     # A NaN or inf anywhere makes the float64 sum non-finite: one pass, no N x D mask.
     # (Huge finite values can overflow the sum too, hence the exact check after.)
     if not np.isfinite(arr.sum(dtype=np.float64)) and not np.isfinite(arr).all():
