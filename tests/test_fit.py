@@ -174,7 +174,18 @@ def test_regression_logs():
     assert logs["val_loss"] == pytest.approx(logs["val_mse"] / 2, rel=1e-5)  # half squared error
 
 
-def test_train_loss_is_the_mean_over_the_epoch_batches():
+def test_grad_norm_logs_are_the_per_layer_gradient_norms():
+    rng = np.random.default_rng(10)
+    X, y = rng.normal(size=(16, 3)), rng.integers(0, 3, 16)
+    model = bpexp.MLP([3, 5, 4, 3], seed=0, dtype="float64")
+    reference = model.copy()
+    history = bpexp.fit(model, X, y, epochs=1, batch_size=16)  # one batch: the mean is that batch's norm
+    reference.forward_backward(reference.check_X(X), reference.encode_targets(y, fit=True))
+    for i, W in enumerate(reference._gW, start=1):
+        assert history[0][f"grad_norm/layer{i}"] == pytest.approx(np.linalg.norm(W), rel=1e-10)
+
+
+def test_train_loss_is_measured_before_each_step():
     rng = np.random.default_rng(7)
     X, y = rng.normal(size=(10, 3)), rng.integers(0, 2, 10)
     model = bpexp.MLP([3, 2], seed=0, dtype="float64")

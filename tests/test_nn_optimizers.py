@@ -112,6 +112,15 @@ def test_adam_matches_reference_over_many_steps(problem):
                                _adam_reference(params, grads, 0.003, 0.8, 0.99, 1e-6), rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop"])
+def test_float32_state_tracks_the_float64_reference(problem, name):
+    params, grads = problem
+    grads = grads * 20
+    out32 = _run(get_optimizer(name, lr=0.01), params.astype(np.float32), [g.astype(np.float32) for g in grads])
+    out64 = _run(get_optimizer(name, lr=0.01), params, grads)
+    np.testing.assert_allclose(out32, out64, rtol=1e-5, atol=1e-6)
+
+
 def test_adamw_matches_reference_and_decays_weights_only(problem):
     params, grads = problem
     out = _run(AdamW(lr=0.01, weight_decay=0.1), params, grads)
@@ -140,15 +149,17 @@ def test_adamw_decay_is_decoupled_from_the_gradient(problem):
         g[:N_WEIGHTS] += wd * p[:N_WEIGHTS]
         coupled_opt.step(p, g)
     assert not np.allclose(decoupled[:N_WEIGHTS], p[:N_WEIGHTS], rtol=1e-6)
-    # ... and the moments hold exactly the raw gradients' statistics.
-    opt, q = AdamW(lr=lr, weight_decay=wd), params.copy()
-    opt.setup(q, N_WEIGHTS)
+    # ... and the moment estimates are those of the raw gradients: the same state as plain Adam's.
+    adamw, adam = AdamW(lr=lr, weight_decay=wd), Adam(lr=lr)
+    p1, p2 = params.copy(), params.copy()
+    adamw.setup(p1, N_WEIGHTS)
+    adam.setup(p2, N_WEIGHTS)
     for g in grads:
-        opt.step(q, g.copy())
-    m = np.zeros(10)
-    for g in grads:
-        m = 0.9 * m + 0.1 * g
-    np.testing.assert_allclose(opt._m, m, rtol=1e-12)
+        adamw.step(p1, g.copy())
+        adam.step(p2, g.copy())
+    assert not np.allclose(p1, p2)
+    np.testing.assert_array_equal(adamw._m, adam._m)
+    np.testing.assert_array_equal(adamw._v, adam._v)
 
 
 def test_adamw_without_decay_is_adam(problem):
@@ -203,6 +214,7 @@ def test_get_optimizer_by_name_and_default_lrs():
         (lambda: Adam(eps=0), "eps must be positive, got 0"),
         (lambda: AdamW(weight_decay=-0.1), "weight_decay must be >= 0, got -0.1"),
         (lambda: RMSprop(rho=2), r"rho must be in \[0, 1\), got 2"),
+        (lambda: RMSprop(eps=-1), "eps must be positive, got -1"),
     ],
 )
 def test_bad_optimizer_settings(call, message):

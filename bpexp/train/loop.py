@@ -185,8 +185,11 @@ class _EpochRunner:
     def run(self, perm: np.ndarray, epoch: int) -> dict:
         model, opt, bs = self.model, self.opt, self.batch_size
         np.copyto(self.snapshot, model.params)
-        gWs, gb_all = model._gW, model.grads[model.n_weights:]
-        grad_norm_sums = np.zeros(len(gWs))
+        # Each layer's weight gradient as a flat slice of the gradient array: one dot product each.
+        ends = np.cumsum([W.size for W in model._W]).tolist()
+        gWs = [model.grads[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+        gb_all = model.grads[model.n_weights :]
+        grad_norm_sums = [0.0] * len(gWs)
         total_loss, correct, n = 0.0, 0, perm.size
         n_batches = -(-n // bs)
         for b, start in enumerate(range(0, n, bs)):
@@ -201,8 +204,9 @@ class _EpochRunner:
                 self.restore(f"train loss became {loss} at epoch {epoch} (batch {b + 1} of {n_batches})")
             total_loss += loss * nb
             correct += n_correct
-            sq = [float(np.dot(g.ravel(), g.ravel())) for g in gWs]
-            grad_norm_sums += np.sqrt(sq)
+            sq = [float(np.dot(g, g)) for g in gWs]
+            for k, v in enumerate(sq):
+                grad_norm_sums[k] += math.sqrt(v)
             if self.clip_norm is not None:
                 norm = math.sqrt(sum(sq) + float(np.dot(gb_all, gb_all)))
                 if norm > self.clip_norm:
