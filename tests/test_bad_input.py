@@ -115,6 +115,14 @@ def test_non_finite_labels_and_targets():
             "y contains a non-finite value at row 11")
 
 
+def test_labels_that_are_neither_strings_nor_numbers():
+    y = np.array(["a", "b", "c"] * 10, dtype=object)
+    y[5] = None
+    _raises(lambda: bpexp.fit(_model(), X, y), "y labels must be strings or numbers, got None")
+    y[5] = 3
+    _raises(lambda: bpexp.fit(_model(), X, y), "y mixes strings and other values in its labels, e.g. 3")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "y", "message"),
     [

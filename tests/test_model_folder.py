@@ -109,6 +109,20 @@ def test_a_custom_activation_cannot_be_saved(tmp_path):
         model.save(tmp_path / "m")
 
 
+def test_object_dtype_labels_round_trip(tmp_path):
+    """Labels from a pandas column arrive as an object array; the saved model must still load without pickle."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 3))
+    y = np.array(["lo", "mid", "hi"] * 10, dtype=object)
+    model = bpexp.MLP([3, 4, 3], seed=0)
+    bpexp.fit(model, X, y, epochs=2, seed=0)
+    assert model.classes_.dtype.kind == "U"
+    model.save(tmp_path / "m")
+    loaded = bpexp.load_model(tmp_path / "m")
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+    assert bpexp.evaluate(loaded, X, y) == bpexp.evaluate(model, X, y)
+
+
 def test_untrained_model_round_trip(tmp_path):
     model = bpexp.MLP([3, 4, 2], standardize=True, seed=0)
     model.save(tmp_path / "m")

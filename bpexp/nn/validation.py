@@ -69,6 +69,8 @@ def encode_targets(model, y, *, fit: bool, what: str = "y"):
         raise InvalidInputError(
             f"{what} must be 1-D class labels for classification, got shape {y.shape}"
         )
+    if y.dtype == object:
+        y = _plain_labels(y, what)
     _check_no_missing_labels(y, what)
     classes = model.classes_
     found = None
@@ -98,6 +100,22 @@ def encode_targets(model, y, *, fit: bool, what: str = "y"):
     if model.n_outputs == 1:  # sigmoid binary head: P(classes[1])
         return (idx == 1).astype(model.dtype).reshape(-1, 1), found
     return idx.astype(np.intp), found
+
+
+def _plain_labels(y: np.ndarray, what: str) -> np.ndarray:
+    """Object-dtype labels (a pandas column of strings, say) as a string or number array.
+
+    Object arrays cannot be saved without pickle and do not sort reliably, so the
+    classes learned from them would make a model that saves but cannot be loaded.
+    """
+    plain = np.array(y.tolist())
+    if plain.dtype == object or plain.ndim != 1 or plain.dtype.kind not in "biufU":
+        bad = next((v for v in y.tolist() if not isinstance(v, (str, int, float, bool, np.generic))), y[0])
+        raise InvalidInputError(f"{what} labels must be strings or numbers, got {bad!r}")
+    if plain.dtype.kind == "U" and any(not isinstance(v, str) for v in y.tolist()):
+        bad = next(v for v in y.tolist() if not isinstance(v, str))
+        raise InvalidInputError(f"{what} mixes strings and other values in its labels, e.g. {bad!r}")
+    return plain
 
 
 def _check_no_missing_labels(y: np.ndarray, what: str) -> None:
