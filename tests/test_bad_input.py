@@ -78,6 +78,13 @@ def test_mismatched_lengths():
             "X has 30 rows but y has 29")
 
 
+def test_mismatched_lengths_when_evaluating():
+    model = _model()
+    bpexp.fit(model, X, Y, epochs=1)
+    _raises(lambda: bpexp.evaluate(model, X, Y[:20]), "X has 30 rows but y has 20")
+    _raises(lambda: model.loss(X[:5], Y), "X has 5 rows but y has 30")
+
+
 def test_empty_targets():
     _raises(lambda: bpexp.fit(_model(), X, []), "y is empty")
 

@@ -298,6 +298,8 @@ class MLP:
 
     def _loss_and_outputs(self, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Mean data loss and head outputs for preprocessed ``X`` and encoded ``y``, in chunks."""
+        if X.shape[0] != y.shape[0]:  # else a shape error deep inside the head
+            raise InvalidInputError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
         total, parts = 0.0, []
         for start in range(0, X.shape[0], _PREDICT_CHUNK):
             sl = slice(start, start + _PREDICT_CHUNK)
