@@ -14,6 +14,13 @@ from bpexp.nn.serialization import load_model_folder
 from bpexp.train import Callback, EarlyStopping, History, LambdaCallback, ProgressBar, fit
 
 
+def run(config, **kwargs):
+    """Run one tracked experiment (see :func:`bpexp.runner.run`); MLflow is imported on first use."""
+    from bpexp.runner import run as _run
+
+    return _run(config, **kwargs)
+
+
 def load_model(path) -> MLP:
     """Load a model folder (``model.json`` + ``weights.npz``) written by ``model.save``."""
     return load_model_folder(path)
@@ -35,5 +42,5 @@ __all__ = [
     "MLP", "SGD", "Adam", "AdamW", "BpexpError", "Callback", "Dataset", "EarlyStopping", "History",
     "InvalidInputError", "LambdaCallback", "ModelFormatError", "ProgressBar", "RMSprop",
     "TrainingDivergedError", "__version__", "evaluate", "fit", "gradcheck", "load_dataset",
-    "load_model", "split",
+    "load_model", "run", "split",
 ]

@@ -1,0 +1,325 @@
+"""One experiment run: config -> data -> model -> fit with callbacks -> MLflow run.
+
+``bpexp.run("experiments/digits.yaml", optimizer__lr=0.01)`` and ``bpexp train``
+both come here. The run ends FINISHED, FAILED (the error is recorded on it) or
+KILLED (Ctrl-C / SIGTERM), and every metric queued before the end is flushed
+first.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bpexp._version import __version__
+from bpexp.config import ExperimentConfig, load_experiment
+from bpexp.data import Dataset, Split, load_dataset, split
+from bpexp.nn import MLP, SGD, Adam, AdamW, RMSprop, get_schedule
+from bpexp.train import Callback, EarlyStopping, History, ProgressBar, fit
+
+
+class TerminatedBySignal(KeyboardInterrupt):
+    """SIGTERM arrived: handled like Ctrl-C (the run ends KILLED), exit code 143."""
+
+    exit_code = 143
+
+
+@dataclass
+class RunResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    run_id : str
+        The MLflow run.
+    model : MLP
+        The trained model (best weights when early stopping restored them).
+    history : History
+    test_metrics : dict
+        ``{"test_accuracy": ..., ...}`` on the held-out test split (empty if none).
+    val_metrics : dict
+        ``{"final_val_accuracy": ..., ...}``: the returned model on the validation split.
+    model_uri : str or None
+        ``models:/...`` URI of the logged pyfunc model.
+    """
+
+    run_id: str
+    model: MLP
+    history: History
+    test_metrics: dict[str, float]
+    val_metrics: dict[str, float]
+    config: ExperimentConfig
+    tracking_uri: str
+    experiment_id: str
+    model_uri: str | None = None
+    dataset: Dataset | None = field(default=None, repr=False)
+
+    def summary(self) -> str:
+        """One line: epochs, stop reason and the final metrics."""
+        shown = {**self.val_metrics, **self.test_metrics}
+        metrics = "  ".join(f"{k}={v:.4f}" for k, v in shown.items() if not k.endswith(("mse", "log_loss")))
+        stop = f", {self.history.stop_reason}" if self.history.stop_reason else ""
+        return f"{len(self.history)} epochs{stop}  {metrics}"
+
+
+# ------------------------------------------------------------------------------ building blocks
+@functools.lru_cache(maxsize=8)
+def _load_split_cached(dataset_json: str, seed: int, base_dir: str) -> tuple[Dataset, Split]:
+    cfg = json.loads(dataset_json)
+    name = cfg["name"]
+    if name.lower().endswith((".csv", ".npz")) and not Path(name).is_absolute():
+        name = str(Path(base_dir) / name)
+    ds = load_dataset(name, seed=seed, n_samples=cfg["n_samples"], noise=cfg["noise"], target=cfg["target"],
+                      task=cfg["task"])
+    return ds, split(ds, val_size=cfg["val_size"], test_size=cfg["test_size"], seed=seed)
+
+
+def load_data(config: ExperimentConfig, base_dir: Path) -> tuple[Dataset, Split]:
+    """The config's dataset and its seeded split (cached: sweeps reload the same data)."""
+    return _load_split_cached(config.dataset.model_dump_json(), config.seed, str(base_dir))
+
+
+def build_model(config: ExperimentConfig, dataset: Dataset) -> MLP:
+    """An untrained MLP sized for ``dataset`` as the config describes."""
+    m = config.model
+    output = loss = None
+    if m.head != "auto":
+        output, loss = m.head.split("+")
+    n_out = dataset.n_outputs
+    if dataset.task == "classification" and output == "softmax":
+        n_out = dataset.classes.size
+    task = "classification" if dataset.task == "classification" else "regression"
+    return MLP([dataset.n_features, *m.hidden, n_out], activation=m.activation, task=task, output=output,
+               loss=loss, dropout=m.dropout, standardize=config.dataset.standardize, seed=config.seed,
+               dtype=m.dtype)
+
+
+def fit_options(config: ExperimentConfig) -> dict[str, Any]:
+    """Keyword arguments for :func:`bpexp.fit` from the optimizer and training sections."""
+    o, t = config.optimizer, config.training
+    decoupled = o.name == "adamw"
+    optimizer = {
+        "sgd": lambda: SGD(lr=o.lr, momentum=o.momentum, nesterov=o.nesterov),
+        "adam": lambda: Adam(lr=o.lr),
+        "adamw": lambda: AdamW(lr=o.lr, weight_decay=o.weight_decay),
+        "rmsprop": lambda: RMSprop(lr=o.lr),
+    }[o.name]()
+    schedule_options = o.schedule.model_dump(exclude={"name"})
+    return {
+        "optimizer": optimizer,
+        "l2": 0.0 if decoupled else o.weight_decay,
+        "clip_norm": o.clip_norm,
+        "schedule": get_schedule(o.schedule.name, **schedule_options),
+        "epochs": t.epochs,
+        "batch_size": t.batch_size,
+        "seed": config.seed,
+    }
+
+
+def training_callbacks(config: ExperimentConfig) -> list[Callback]:
+    es = config.training.early_stopping
+    return [EarlyStopping(**es.model_dump())] if es is not None else []
+
+
+def git_tags(directory: Path) -> dict[str, str]:
+    """Commit and dirty flag of the git checkout holding ``directory`` ({} outside git)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {}
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {"mlflow.source.git.commit": head.stdout.strip(), "bpexp.git_dirty": str(dirty).lower()}
+
+
+# ------------------------------------------------------------------------------ the run
+def run(
+    config: str | Path | dict | ExperimentConfig,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    callbacks: list[Callback] | tuple = (),
+    progress: bool = True,
+    live: bool = False,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    log_model: str | None = "pyfunc",
+    log_plots: bool = True,
+    overrides: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> RunResult:
+    """Run one tracked experiment and return its :class:`RunResult`.
+
+    Parameters
+    ----------
+    config : path, dict or ExperimentConfig
+        e.g. ``"experiments/digits.yaml"``.
+    tracking_uri : str, optional
+        Any MLflow store; default ``$MLFLOW_TRACKING_URI`` or the project's
+        ``sqlite:///mlruns/mlflow.db``.
+    experiment : str, optional
+        Overrides ``tracking.experiment``.
+    callbacks : list of Callback
+        Extra callbacks (e.g. a pruning callback), after the MLflow logger.
+    progress : bool
+        Show a tqdm progress bar.
+    live : bool
+        Show a live learning-curve plot in a notebook.
+    parent_run_id : str, optional
+        Make the run a child of this run (sweep trials).
+    log_model : {"pyfunc", "folder", None}
+        Log an MLflow pyfunc model, just the native model folder (cheap; sweeps),
+        or nothing.
+    log_plots : bool
+        Log learning-curve, confusion-matrix and decision-boundary PNGs.
+    overrides : dict, optional
+        ``{"optimizer.lr": 0.01}``; keyword arguments with ``__`` for dots do the
+        same: ``optimizer__lr=0.01``.
+
+    Raises
+    ------
+    ConfigError
+        Before any run is created.
+    TrackingUnavailableError
+        The store cannot be reached (the message names its URI).
+    """
+    from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, get_writer
+    from bpexp.tracking.store import project_dir, resolve_tracking_uri
+
+    overrides = {**(overrides or {}), **{k.replace("__", "."): v for k, v in kwargs.items()}}
+    cfg, base_dir = load_experiment(config, overrides)
+    config_path = config if isinstance(config, (str, Path)) else None
+    uri = resolve_tracking_uri(tracking_uri, project_dir(config_path))
+    client = connect(uri)
+    get_writer(uri)  # start the metric writer now; it warms up while the data loads
+    dataset, parts = load_data(cfg, base_dir)
+    model = build_model(cfg, dataset)
+    options = fit_options(cfg)
+    experiment_name = experiment or cfg.tracking.experiment or "bpexp"
+    experiment_id = get_or_create_experiment(client, experiment_name, uri)
+
+    run_tags = {
+        "bpexp.version": __version__,
+        "bpexp.dataset": dataset.name,
+        "bpexp.dataset_digest": dataset.digest(),
+        "bpexp.seed": str(cfg.seed),
+        "bpexp.task": dataset.task,
+        **git_tags(base_dir),
+        **cfg.tracking.tags,
+        **(tags or {}),
+    }
+    if config_path is not None:
+        run_tags["mlflow.source.name"] = str(Path(config_path))
+    tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
+                         parent_run_id=parent_run_id)
+    try:
+        with _sigterm_as_interrupt():
+            tracked.log_params(cfg.flat())
+            tracked.log_dataset(dataset)
+            tracked.log_text(_yaml(cfg), "config.yaml")
+            all_callbacks = [tracked.callback(), *training_callbacks(cfg)]
+            if progress:
+                all_callbacks.append(ProgressBar(desc=tracked.run_name))
+            if live:
+                from bpexp.widgets.live import LiveCurves
+
+                all_callbacks.append(LiveCurves(title=tracked.run_name))
+            all_callbacks.extend(callbacks)
+            history = fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val),
+                          callbacks=all_callbacks, **options)
+            result = _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots)
+    except KeyboardInterrupt as exc:
+        why = "terminated by SIGTERM" if isinstance(exc, TerminatedBySignal) else "interrupted (Ctrl-C)"
+        tracked.end("KILLED", why)
+        raise
+    except BaseException as exc:
+        tracked.end("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    tracked.end("FINISHED")
+    return result
+
+
+def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots) -> RunResult:
+    """After training: summary metrics, plots, the model."""
+    from bpexp import evaluate
+
+    val = {f"final_val_{k}": v for k, v in evaluate(model, parts.X_val, parts.y_val).items() if k != "loss"}
+    test = {}
+    if len(parts.y_test):
+        test = {f"test_{k}": v for k, v in evaluate(model, parts.X_test, parts.y_test).items()}
+    summary = {**val, **test}
+    if history.best_epoch is not None:
+        summary["best_epoch"] = history.best_epoch
+    tracked.log_metrics(summary, step=len(history))
+    stop_tags = {"bpexp.status": history.status, "bpexp.epochs_run": len(history)}
+    if history.stop_reason:
+        stop_tags["bpexp.stop_reason"] = history.stop_reason
+    tracked.set_tags(stop_tags)
+    if log_plots:
+        _log_plots(tracked, dataset, parts, model, history)
+    model_uri = None
+    example_X = parts.X_test if len(parts.y_test) else parts.X_val
+    if log_model == "pyfunc":
+        from bpexp.tracking.model import input_example
+
+        model_uri = tracked.log_model(model, input_example(model, example_X, dataset.feature_names))
+    elif log_model == "folder":
+        tracked.log_model_folder(model)
+    return RunResult(tracked.run_id, model, history, test, val, cfg, tracked.tracking_uri,
+                     tracked.experiment_id, model_uri, dataset)
+
+
+def _log_plots(tracked, dataset, parts, model, history) -> None:
+    from bpexp import plots
+    from bpexp.metrics import confusion_matrix
+
+    tracked.log_figure(plots.learning_curves(history.history, title=tracked.run_name), "plots/learning_curve.png")
+    if dataset.task != "classification":
+        return
+    X_eval, y_eval, which = (parts.X_test, parts.y_test, "test") if len(parts.y_test) else \
+        (parts.X_val, parts.y_val, "validation")
+    classes = model.classes_
+    cm = confusion_matrix(np.searchsorted(classes, y_eval), np.searchsorted(classes, model.predict(X_eval)),
+                          classes.size)
+    tracked.log_figure(plots.confusion_matrix_figure(cm, classes.tolist(), f"confusion matrix ({which})"),
+                       "plots/confusion_matrix.png")
+    if dataset.n_features == 2:
+        tracked.log_figure(plots.decision_boundary(model, dataset.X, dataset.y, f"{dataset.name}: decision boundary"),
+                           "plots/decision_boundary.png")
+
+
+def _yaml(cfg: ExperimentConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+class _sigterm_as_interrupt:
+    """Within the block, SIGTERM raises :class:`TerminatedBySignal` (main thread only)."""
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise TerminatedBySignal()
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False

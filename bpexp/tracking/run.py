@@ -1,0 +1,143 @@
+"""One MLflow run as bpexp uses it: params, tags, dataset, buffered metrics, artifacts, status."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bpexp.tracking.writer import get_writer
+from bpexp.train.callbacks import Callback
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+
+
+class MlflowLogger(Callback):
+    """Callback sending every epoch's logs to MLflow with ``step=epoch``.
+
+    Metrics are queued to the background writer (see :mod:`bpexp.tracking.writer`)
+    and flushed when training ends, however it ends.
+    """
+
+    def __init__(self, run: TrackedRun):
+        self.run = run
+
+    def on_epoch_end(self, epoch, logs):
+        self.run.queue_metrics(logs, step=epoch)
+
+    def on_train_end(self, history):
+        self.run.flush()
+
+
+class TrackedRun:
+    """An MLflow run created by bpexp; end it with :meth:`end` (FINISHED/FAILED/KILLED).
+
+    Parameters
+    ----------
+    client : MlflowClient
+    tracking_uri : str
+    experiment_id : str
+    run_name : str, optional
+    tags : dict, optional
+    parent_run_id : str, optional
+        Makes this a child run (``mlflow.parentRunId``), as trials of a sweep are.
+    """
+
+    def __init__(self, client, tracking_uri: str, experiment_id: str, run_name: str | None = None,
+                 tags: dict[str, str] | None = None, parent_run_id: str | None = None):
+        self.client, self.tracking_uri, self.experiment_id = client, tracking_uri, experiment_id
+        tags = dict(tags or {})
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        self.run_id = run.info.run_id
+        self.run_name = run.info.run_name
+        self._writer = get_writer(tracking_uri)
+
+    # -------------------------------------------------------------- params, tags, inputs
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # log_batch takes at most 100 params a call
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_dataset(self, dataset, context: str = "training") -> None:
+        """Record ``dataset`` as a run input (name, digest, schema) via MLflow's datasets API."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        ds = mlflow.data.from_numpy(dataset.X, targets=dataset.y, name=dataset.name,
+                                    source=dataset.source if dataset.source != "builtin" else None,
+                                    digest=dataset.digest()[:16])
+        self.client.log_inputs(self.run_id, datasets=[
+            DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+        ])
+
+    # -------------------------------------------------------------- metrics
+    def queue_metrics(self, values: dict[str, Any], step: int = 0) -> None:
+        """Queue numeric ``values`` (the ``epoch`` key excluded) for the background writer."""
+        ts = int(time.time() * 1000)
+        metrics = [(k, float(v), ts, step) for k, v in values.items()
+                   if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if metrics:
+            self._writer.log(self.run_id, metrics)
+
+    def flush(self) -> None:
+        """Block until every queued metric is in the store."""
+        self._writer.flush()
+
+    def log_metrics(self, values: dict[str, float], step: int = 0) -> None:
+        """Write ``values`` now (final metrics), after everything queued before."""
+        self.queue_metrics(values, step)
+        self.flush()
+
+    def callback(self) -> MlflowLogger:
+        return MlflowLogger(self)
+
+    # -------------------------------------------------------------- artifacts
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        import matplotlib.pyplot as plt
+
+        try:
+            self.client.log_figure(self.run_id, figure, artifact_file)
+        finally:
+            plt.close(figure)
+
+    def log_model(self, model, example) -> str:
+        from bpexp.tracking.model import log_pyfunc_model
+
+        uri = log_pyfunc_model(self.tracking_uri, self.run_id, model, example)
+        self.set_tags({"bpexp.model_uri": uri})
+        return uri
+
+    def log_model_folder(self, model, artifact_path: str = "bpexp_model") -> None:
+        """Log just the native model folder (two small files: cheap enough for every sweep trial)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save(tmp)
+            self.client.log_artifacts(self.run_id, tmp, artifact_path)
+
+    # -------------------------------------------------------------- end
+    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
+        """Flush metrics, record ``error`` (tag ``bpexp.error`` and the run note), set the status."""
+        try:
+            self.flush()
+        finally:
+            if error:
+                self.set_tags({"bpexp.error": error[:5000], "mlflow.note.content": f"**{status}**: {error}"})
+            self.client.set_terminated(self.run_id, status=status)
+
+
+def _param_value(value: Any) -> str:
+    text = "None" if value is None else str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+

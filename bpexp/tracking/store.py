@@ -1,0 +1,144 @@
+"""Which MLflow store to use, and getting experiments from it.
+
+The embedded default is ``sqlite:///<project>/mlruns/mlflow.db`` with artifacts
+under ``<project>/mlruns/artifacts``. MLflow 3 refuses a plain ``./mlruns``
+file store and would otherwise pick ``sqlite:///mlflow.db`` in whatever the
+current directory is, so bpexp always passes a URI explicitly.
+``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` select any other store, such as a
+tracking server ``http://127.0.0.1:5000``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bpexp.errors import BpexpError
+
+STORE_DIR = "mlruns"
+DB_NAME = "mlflow.db"
+
+
+class TrackingUnavailableError(BpexpError):
+    """The tracking store cannot be reached or used; the message names its URI."""
+
+
+def project_dir(config_path: str | Path | None = None) -> Path:
+    """The project a config belongs to: the folder holding its ``experiments/``, else the cwd."""
+    if config_path is not None:
+        parent = Path(config_path).resolve().parent
+        if parent.name == "experiments":
+            return parent.parent
+    return Path.cwd()
+
+
+def default_tracking_uri(project: Path) -> str:
+    return f"sqlite:///{(project / STORE_DIR / DB_NAME).resolve()}"
+
+
+def resolve_tracking_uri(uri: str | None = None, project: Path | None = None) -> str:
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else the project's embedded sqlite store."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return default_tracking_uri(project or Path.cwd())
+
+
+def artifact_root(tracking_uri: str) -> str | None:
+    """Where new experiments keep artifacts for a local sqlite store (None: the server decides)."""
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme != "sqlite":
+        return None
+    db_path = Path(tracking_uri[len("sqlite:///") :])
+    return (db_path.parent / "artifacts").resolve().as_uri()
+
+
+def connect(tracking_uri: str):
+    """An ``MlflowClient`` for ``tracking_uri`` after checking the store answers.
+
+    Creates the folder of a local sqlite store on first use. For http(s)
+    stores a quick health request replaces MLflow's minutes of retries with an
+    immediate, clear error.
+
+    Raises
+    ------
+    TrackingUnavailableError
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme == "sqlite":
+        _create_sqlite_store(tracking_uri)
+    elif parsed.scheme in ("http", "https"):
+        _check_server(tracking_uri)
+    elif parsed.scheme in ("", "file"):
+        raise TrackingUnavailableError(
+            f"tracking URI {tracking_uri!r} is a plain file store, which MLflow 3 refuses; use "
+            f"sqlite:///path/to/mlflow.db or a tracking server URL"
+        )
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
+        raise TrackingUnavailableError(f"cannot use the MLflow tracking store {tracking_uri}: {exc}") from None
+    return client
+
+
+def _create_sqlite_store(tracking_uri: str) -> None:
+    """Create a new sqlite store with its default artifact root under ``mlruns/artifacts``.
+
+    Left to ``MlflowClient``, a new store puts the Default experiment's artifacts
+    in ``./mlruns/0`` relative to whatever the current directory is.
+    """
+    db_path = Path(tracking_uri[len("sqlite:///") :])
+    if db_path.exists():
+        return
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(tracking_uri, artifact_root(tracking_uri))
+
+
+def _check_server(tracking_uri: str) -> None:
+    import requests
+
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        response = requests.get(url, timeout=10)
+    except requests.RequestException as exc:
+        raise TrackingUnavailableError(
+            f"cannot reach the MLflow tracking server at {tracking_uri}: {type(exc).__name__}: "
+            f"{_short(exc)}. Is it running (mlflow server / bpexp ui)?"
+        ) from None
+    if response.status_code != 200:
+        raise TrackingUnavailableError(
+            f"the MLflow tracking server at {tracking_uri} answered {response.status_code} to {url}"
+        )
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
+    """The id of experiment ``name``, created (with a local artifact root if sqlite) if missing."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    root = artifact_root(tracking_uri)
+    location = f"{root}/{name}" if root else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it first
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
