@@ -1,4 +1,4 @@
-"""The ``bpexp`` command. Subcommands import what they need lazily, so ``--help`` is fast."""
+"""``bpexp train``, ``bpexp runs``, ``bpexp ui``, ``bpexp demo``."""
 
 from __future__ import annotations
 
@@ -6,38 +6,10 @@ import sys
 
 import click
 
-from bpexp._version import __version__
-
-TRACKING_URI_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlruns/mlflow.db)"
+from bpexp.cli.common import TRACKING_URI_HELP, fail, quiet_mlflow_logs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="bpexp")
-def main() -> None:
-    """Train, track, tune and ship multilayer perceptrons.
-
-    \b
-    Quick tour:
-      bpexp train experiments/digits.yaml --set optimizer.lr=0.003
-      bpexp runs --experiment digits
-      bpexp ui
-    """
-
-
-def _quiet_mlflow_logs() -> None:
-    """MLflow and alembic announce every table migration at INFO; keep the terminal for bpexp."""
-    import logging
-
-    for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(code)
-
-
-@main.command()
+@click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
               help="Override a config value, e.g. --set model.hidden=[128,64] (repeatable).")
@@ -55,17 +27,17 @@ def train(config: str, sets: tuple[str, ...], tracking_uri: str | None, experime
         overrides = parse_overrides(sets)
         load_experiment(config, overrides)  # validate before anything is created
     except ConfigError as exc:
-        _fail(str(exc), 2)
-    _quiet_mlflow_logs()
+        fail(str(exc), 2)
+    quiet_mlflow_logs()
     try:
         result = run(config, tracking_uri=tracking_uri, experiment=experiment, overrides=overrides,
                      progress=not no_progress)
     except TerminatedBySignal:
-        _fail("terminated (SIGTERM): the run ended KILLED with its metrics saved", 143)
+        fail("terminated (SIGTERM): the run ended KILLED with its metrics saved", 143)
     except KeyboardInterrupt:
-        _fail("interrupted: the run ended KILLED with its metrics saved", 130)
+        fail("interrupted: the run ended KILLED with its metrics saved", 130)
     except BpexpError as exc:
-        _fail(f"{exc}", 1)
+        fail(f"{exc}", 1)
     click.echo(f"run {result.run_id} finished: {result.summary()}")
     if result.model_uri:
         click.echo(f"model: {result.model_uri}")
@@ -79,7 +51,7 @@ def _where_to_look(tracking_uri: str, experiment_id: str, run_id: str) -> None:
         click.echo("see it in the MLflow UI: bpexp ui   (or list runs: bpexp runs)")
 
 
-@main.command()
+@click.command()
 @click.option("--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all).")
 @click.option("--sort", "sort_metric", help="Metric to sort by, best first (default: test_accuracy or test_r2).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
@@ -90,25 +62,25 @@ def runs(experiments: tuple[str, ...], sort_metric: str | None, limit: int, trac
     from bpexp.tracking import connect, resolve_tracking_uri
     from bpexp.tracking.queries import runs_table, search_runs
 
-    _quiet_mlflow_logs()
+    quiet_mlflow_logs()
     try:
         client = connect(resolve_tracking_uri(tracking_uri))
         found = search_runs(client, list(experiments))
     except BpexpError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not found:
         click.echo("no runs yet: start one with  bpexp train experiments/digits.yaml")
         return
     if sort_metric and not any(sort_metric in r.data.metrics for r in found):
         known = sorted({k for r in found for k in r.data.metrics if not k.startswith(("grad_", "weight_"))})
-        _fail(f"no run has the metric {sort_metric!r}; metrics found: {known}", 2)
+        fail(f"no run has the metric {sort_metric!r}; metrics found: {known}", 2)
     table = runs_table(found, sort=sort_metric, limit=limit)
     click.echo(table.render())
     if table.sort_metric:
         click.echo(f"\n{len(table.rows)} of {len(found)} runs, best {table.sort_metric} first")
 
 
-@main.command()
+@click.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 @click.option("--tracking-uri", help=TRACKING_URI_HELP)
 def ui(port: int, tracking_uri: str | None) -> None:
@@ -124,7 +96,7 @@ def ui(port: int, tracking_uri: str | None) -> None:
     if uri.startswith(("http://", "https://")):
         click.echo(f"runs are on the tracking server: open {uri}")
         return
-    _quiet_mlflow_logs()
+    quiet_mlflow_logs()
     connect(uri)  # creates the store if it does not exist yet
     cmd = [str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", uri,
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
@@ -139,7 +111,7 @@ def ui(port: int, tracking_uri: str | None) -> None:
         sys.exit(130)
 
 
-@main.command()
+@click.command()
 def demo() -> None:
     """Train the digits experiment as a tracked run and show where to look."""
     from pathlib import Path
@@ -147,5 +119,8 @@ def demo() -> None:
     ctx = click.get_current_context()
     config = Path("experiments/digits.yaml")
     if not config.is_file():
-        _fail(f"{config} not found: run the demo from the project folder", 2)
+        fail(f"{config} not found: run the demo from the project folder", 2)
     ctx.invoke(train, config=str(config), sets=(), tracking_uri=None, experiment=None, no_progress=False)
+
+
+COMMANDS = [train, runs, ui, demo]

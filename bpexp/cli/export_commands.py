@@ -1,0 +1,3 @@
+"""``bpexp export`` and ``bpexp predict``."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""``bpexp sweep`` (Optuna studies)."""
+
+COMMANDS: list = []
