@@ -21,6 +21,13 @@ def run(config, **kwargs):
     return _run(config, **kwargs)
 
 
+def sweep(config, **kwargs):
+    """Run an Optuna sweep (see :func:`bpexp.tuning.sweep`); Optuna is imported on first use."""
+    from bpexp.tuning import sweep as _sweep
+
+    return _sweep(config, **kwargs)
+
+
 def load_model(path) -> MLP:
     """Load a model folder (``model.json`` + ``weights.npz``) written by ``model.save``."""
     return load_model_folder(path)
@@ -42,5 +49,5 @@ __all__ = [
     "MLP", "SGD", "Adam", "AdamW", "BpexpError", "Callback", "Dataset", "EarlyStopping", "History",
     "InvalidInputError", "LambdaCallback", "ModelFormatError", "ProgressBar", "RMSprop",
     "TrainingDivergedError", "__version__", "evaluate", "fit", "gradcheck", "load_dataset",
-    "load_model", "run", "split",
+    "load_model", "run", "split", "sweep",
 ]
