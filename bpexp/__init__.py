@@ -37,12 +37,14 @@ def evaluate(model: MLP, X, y) -> dict[str, float]:
     """The model's loss and task metrics on raw ``X`` and ``y``.
 
     Classification: ``loss``, ``accuracy``, ``f1`` (macro), ``log_loss``;
-    regression: ``loss``, ``r2``, ``mse``, ``mae``.
+    regression: ``loss``, ``r2``, ``mse``, ``mae`` (metrics in the targets' units; the
+    loss on standardized targets when the model standardizes).
     """
     Xp = model._preprocess(model.check_X(X))
     yp = model.encode_targets(y)
     loss, outputs = model._loss_and_outputs(Xp, yp)
-    return {"loss": loss, **head_metrics(model.task, model.n_outputs, yp, outputs)}
+    metrics = head_metrics(model.task, model.n_outputs, model.decode_values(yp), model.decode_values(outputs))
+    return {"loss": loss, **metrics}
 
 
 __all__ = [

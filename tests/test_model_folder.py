@@ -50,7 +50,7 @@ def test_model_json_describes_the_model(trained):
     assert meta["sizes"] == [4, 8, 6, 3] and meta["activations"] == ["relu", "tanh"]
     assert (meta["task"], meta["output"], meta["loss"]) == ("classification", "softmax", "cross_entropy")
     assert meta["classes"] == ["cat", "dog", "emu"] and meta["dtype"] == "float32"
-    assert meta["preprocessing"] == {"kind": "standardize", "fitted": True}
+    assert meta["preprocessing"] == {"kind": "standardize", "fitted": True, "targets_fitted": False}
 
 
 def test_weights_npz_needs_no_pickle(trained):
@@ -263,3 +263,19 @@ def test_model_format_error_is_a_value_error(trained):
     (path / "model.json").write_text("{")
     with pytest.raises(ValueError):
         bpexp.load_model(path)
+
+
+def test_regression_target_scaling_round_trips(tmp_path):
+    """A standardizing regressor learns target mean/scale; predictions come back in the targets' units."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    y = 150 + 40 * X[:, 0] - 10 * X[:, 1]  # far from zero mean, far from unit scale
+    model = bpexp.MLP([3, 8, 1], task="regression", standardize=True, seed=0)
+    bpexp.fit(model, X, y, optimizer="adam", lr=0.01, epochs=60, seed=0)
+    np.testing.assert_allclose(model.target_scaler.mean, [y.mean()], rtol=1e-5)
+    np.testing.assert_allclose(model.target_scaler.scale, [y.std()], rtol=1e-5)
+    assert bpexp.evaluate(model, X, y)["r2"] > 0.95  # metrics are in the targets' units
+    model.save(tmp_path / "m")
+    loaded = bpexp.load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert abs(float(np.mean(model.predict(X))) - y.mean()) < 5

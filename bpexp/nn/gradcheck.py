@@ -17,6 +17,8 @@ def _float64_copy(model):
     clone.params[...] = model.params
     if model.preprocessing is not None and model.preprocessing.fitted:
         clone.preprocessing = model.preprocessing.astype(np.float64)
+    if model.target_scaler is not None and model.target_scaler.fitted:
+        clone.target_scaler = model.target_scaler.astype(np.float64)
     return clone
 
 

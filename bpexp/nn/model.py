@@ -89,6 +89,11 @@ class MLP:
         self.dtype = np.dtype(_DTYPES[str(dtype)])
         self.classes_: np.ndarray | None = None
         self.preprocessing: Standardizer | None = Standardizer() if standardize else None
+        # Regression targets are standardized too: an output bias that must travel to a
+        # target mean of ~150 (diabetes) otherwise takes thousands of steps.
+        self.target_scaler: Standardizer | None = (
+            Standardizer() if standardize and task == "regression" else None
+        )
         self._init = init
         self._allocate()
         self.reset_parameters(seed)
@@ -171,7 +176,19 @@ class MLP:
         encoded, classes = encode_targets(self, y, fit=fit, what=what)
         if fit and self.classes_ is None:
             self.classes_ = classes
+        if self.target_scaler is not None:
+            if not self.target_scaler.fitted:
+                if not fit:
+                    raise InvalidInputError("the model's target scaling is not fitted yet; train the model first")
+                self.target_scaler.fit(encoded)
+            encoded = self.target_scaler.transform(encoded)
         return encoded
+
+    def decode_values(self, values: np.ndarray) -> np.ndarray:
+        """Map regression outputs (or encoded targets) back to the targets' own units."""
+        if self.target_scaler is None or not self.target_scaler.fitted:
+            return values
+        return values * self.target_scaler.scale + self.target_scaler.mean
 
     def _preprocess(self, X: np.ndarray) -> np.ndarray:
         if self.preprocessing is None:
@@ -345,7 +362,7 @@ class MLP:
     def predict(self, X) -> np.ndarray:
         """Predictions: class labels (the user's own), 0/1 label rows, or values."""
         if self.task == "regression":
-            out = self._outputs(self._preprocess(self.check_X(X)))
+            out = self.decode_values(self._outputs(self._preprocess(self.check_X(X))))
             return out[:, 0] if out.shape[1] == 1 else out
         p = self.predict_proba(X)
         if self.task == "multilabel":
@@ -372,9 +389,8 @@ class MLP:
         clone._allocate()  # fresh params, grads and work buffers
         clone.params[...] = self.params
         clone.classes_ = None if self.classes_ is None else self.classes_.copy()
-        if self.preprocessing is not None:
-            prep = self.preprocessing
-            clone.preprocessing = Standardizer(prep.mean.copy(), prep.scale.copy()) if prep.fitted else Standardizer()
+        clone.preprocessing = None if self.preprocessing is None else self.preprocessing.copy()
+        clone.target_scaler = None if self.target_scaler is None else self.target_scaler.copy()
         return clone
 
     def __repr__(self) -> str:

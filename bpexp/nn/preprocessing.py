@@ -35,6 +35,11 @@ class Standardizer:
         out /= self.scale
         return out
 
+    def copy(self) -> Standardizer:
+        if not self.fitted:
+            return Standardizer()
+        return Standardizer(self.mean.copy(), self.scale.copy())
+
     def astype(self, dtype) -> Standardizer:
         return Standardizer(self.mean.astype(dtype), self.scale.astype(dtype))
 

@@ -107,6 +107,9 @@ def save_model(model, path) -> Path:
     if model.preprocessing is not None and model.preprocessing.fitted:
         arrays["standardize_mean"] = model.preprocessing.mean
         arrays["standardize_scale"] = model.preprocessing.scale
+    if model.target_scaler is not None and model.target_scaler.fitted:
+        arrays["target_mean"] = model.target_scaler.mean
+        arrays["target_scale"] = model.target_scaler.scale
     (path / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     np.savez(path / WEIGHTS_NPZ, **arrays)
     return path
@@ -115,7 +118,8 @@ def save_model(model, path) -> Path:
 def _preprocessing_meta(model):
     if model.preprocessing is None:
         return None
-    return {"kind": "standardize", "fitted": model.preprocessing.fitted}
+    targets = model.target_scaler is not None and model.target_scaler.fitted
+    return {"kind": "standardize", "fitted": model.preprocessing.fitted, "targets_fitted": targets}
 
 
 def load_model_folder(path):
@@ -153,6 +157,10 @@ def load_model_folder(path):
         raise ModelFormatError(f"{meta_path}: preprocessing must be an object, got {prep!r}")
     if prep.get("fitted"):
         expected["standardize_mean"] = expected["standardize_scale"] = (model.n_inputs,)
+    if prep.get("targets_fitted"):
+        if model.target_scaler is None:
+            raise ModelFormatError(f"{meta_path}: target scaling is only valid for a regression model")
+        expected["target_mean"] = expected["target_scale"] = (model.n_outputs,)
     for key, shape in expected.items():
         if key not in arrays:
             raise ModelFormatError(f"{weights_path} has no array {key!r}")
@@ -169,6 +177,12 @@ def load_model_folder(path):
             raise ModelFormatError(f"{weights_path}: standardize_scale must be positive")
         model.preprocessing = Standardizer(
             arrays["standardize_mean"].astype(model.dtype), arrays["standardize_scale"].astype(model.dtype)
+        )
+    if prep.get("targets_fitted"):
+        if not (arrays["target_scale"] > 0).all():
+            raise ModelFormatError(f"{weights_path}: target_scale must be positive")
+        model.target_scaler = Standardizer(
+            arrays["target_mean"].astype(model.dtype), arrays["target_scale"].astype(model.dtype)
         )
     if meta.get("classes") is not None:
         model.classes_ = _read_classes(meta, model, meta_path)

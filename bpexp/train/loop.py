@@ -108,6 +108,7 @@ def fit(
     # corrected second call does not inherit labels learned from the bad one.
     classes_before = model.classes_
     prep_fitted_before = model.preprocessing is not None and model.preprocessing.fitted
+    targets_fitted_before = model.target_scaler is not None and model.target_scaler.fitted
     try:
         X = model.check_X(X)
         Y = model.encode_targets(y, fit=True)
@@ -122,6 +123,8 @@ def fit(
         model.classes_ = classes_before
         if model.preprocessing is not None and not prep_fitted_before:
             model.preprocessing.mean = model.preprocessing.scale = None
+        if model.target_scaler is not None and not targets_fitted_before:
+            model.target_scaler.mean = model.target_scaler.scale = None
         raise
     opt.setup(model.params, model.n_weights)
     sched.reset(opt.lr, epochs)
@@ -248,7 +251,7 @@ def _validation_logs(model, Xv, yv) -> dict:
     loss, outputs = model._loss_and_outputs(Xv, yv)
     logs = {"val_loss": loss}
     if math.isfinite(loss):
-        metrics = head_metrics(model.task, model.n_outputs, yv, outputs)
+        metrics = head_metrics(model.task, model.n_outputs, model.decode_values(yv), model.decode_values(outputs))
         logs.update({f"val_{k}": v for k, v in metrics.items()})
     return logs
 
