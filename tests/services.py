@@ -259,7 +259,7 @@ def mlflow_template_db(cache_dir: Path | None = None) -> Path:
     """A fully migrated MLflow sqlite database to copy instead of migrating per server.
 
     A fresh store spends 2-5 s creating tables; copying the template takes milliseconds. Kept in
-    ``cache_dir`` (default: a per-process temp dir; the pytest fixture uses ``.pytest_cache`` so
+    ``cache_dir`` (default: a per-user temp dir; the pytest fixture uses ``.pytest_cache`` so
     it survives sessions) as ``mlflow-<version>.db``, so an MLflow upgrade builds a new one.
     Built in a subprocess (clean environment, no engine caches left in the caller) under a temp
     name and renamed into place, so concurrent builders cannot race on the schema.
@@ -267,7 +267,7 @@ def mlflow_template_db(cache_dir: Path | None = None) -> Path:
     from importlib.metadata import version
 
     if cache_dir is None:
-        cache_dir = Path(tempfile.gettempdir()) / f"bpexp-mlflow-template-{os.getpid()}"
+        cache_dir = Path(tempfile.gettempdir()) / f"bpexp-mlflow-template-{os.getuid()}"
     cache_dir = Path(cache_dir).resolve()
     target = cache_dir / f"mlflow-{version('mlflow')}.db"
     with _template_lock:
