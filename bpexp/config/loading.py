@@ -52,8 +52,10 @@ def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
         parts = path.split(".")
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
-            if child is None:
+            if child is None or child is True:  # e.g. `early_stopping: true` = all defaults
                 child = node[part] = {}
+            elif isinstance(child, str):  # shorthand `schedule: cosine` = {name: cosine}
+                child = node[part] = {"name": child}
             if not isinstance(child, dict):
                 raise ConfigError(
                     f"--set {path}: {'.'.join(parts[: i + 1])} is a value ({child!r}), not a section"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 from bpexp.tracking.writer import get_writer
@@ -71,9 +72,12 @@ class TrackedRun:
         import mlflow.data
         from mlflow.entities import DatasetInput, InputTag
 
-        ds = mlflow.data.from_numpy(dataset.X, targets=dataset.y, name=dataset.name,
-                                    source=dataset.source if dataset.source != "builtin" else None,
-                                    digest=dataset.digest()[:16])
+        with warnings.catch_warnings():
+            # A local path matches two of MLflow's source types; it warns and picks one. Either is right.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            ds = mlflow.data.from_numpy(dataset.X, targets=dataset.y, name=dataset.name,
+                                        source=dataset.source if dataset.source != "builtin" else None,
+                                        digest=dataset.digest()[:16])
         self.client.log_inputs(self.run_id, datasets=[
             DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
         ])
