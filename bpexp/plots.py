@@ -61,23 +61,59 @@ def _plot_pair(ax, curves, name, label):
         ax.legend()
 
 
-def overlay_curves(runs: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str], figure=None):
-    """One panel per key (e.g. val_loss, val_accuracy), one colour per run, legend by run name."""
-    fig = figure or _figure(4.2 * max(len(keys), 1), 3.6)
+def overlay_curves(runs: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str | Sequence[str]],
+                   figure=None, title: str | None = None):
+    """Curves of several runs on shared axes: one colour per run, legend by run name.
+
+    Parameters
+    ----------
+    runs : mapping
+        ``{run name: {"val_loss": [...], "val_loss__steps": [...], ...}}``; a
+        ``KEY__steps`` list gives the x values (epochs) of ``KEY``, else 1, 2, ...
+    keys : sequence
+        One panel per entry. An entry that is a tuple such as
+        ``("train_loss", "val_loss")`` puts those keys in one panel, told apart by
+        line style (solid, dashed, dotted) while the colour stays the run's.
+    figure : matplotlib Figure, optional
+        Redraw into this figure instead of creating one.
+    """
+    panels = [(k,) if isinstance(k, str) else tuple(k) for k in keys] or [()]
+    fig = figure or _figure(4.4 * len(panels), 3.6)
     fig.clear()
-    axes = fig.subplots(1, max(len(keys), 1), squeeze=False)[0]
-    for ax, key in zip(axes, keys):
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
         for i, (name, curves) in enumerate(runs.items()):
-            values = curves.get(key)
-            if values:
-                steps = curves.get(f"{key}__steps") or range(1, len(values) + 1)
-                ax.plot(list(steps), values, color=f"C{i % 10}", label=name)
-        ax.set_title(key)
+            for key, style in zip(panel, ("-", "--", ":")):
+                values = curves.get(key)
+                if values:
+                    steps = curves.get(f"{key}__steps") or range(1, len(values) + 1)
+                    # one legend entry per run: the line style legend is in the panel title
+                    label = name if key == panel[0] or not curves.get(panel[0]) else None
+                    ax.plot(list(steps), values, style, color=f"C{i % 10}", label=label)
+        ax.set_title(_panel_title(panel))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     if runs and axes[0].lines:
         axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
     return fig
+
+
+def _panel_title(panel: tuple[str, ...]) -> str:
+    if len(panel) == 1:
+        return panel[0]
+    styles = ("solid", "dashed", "dotted")
+    return ", ".join(f"{key} ({style})" for key, style in zip(panel, styles))
+
+
+def figure_png(figure, dpi: int = 90) -> bytes:
+    """The figure as PNG bytes (for ``ipywidgets.Image`` and other non-inline displays)."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def confusion_matrix_figure(matrix: np.ndarray, labels: Sequence, title: str = "confusion matrix (test)"):
