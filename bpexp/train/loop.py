@@ -186,6 +186,12 @@ class _EpochRunner:
         self.is_classifier = model.is_classifier
 
     def run(self, perm: np.ndarray, epoch: int) -> dict:
+        # Overflow on the way to divergence is detected below and reported as one clear
+        # TrainingDivergedError; numpy's per-operation warnings would only bury it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._run(perm, epoch)
+
+    def _run(self, perm: np.ndarray, epoch: int) -> dict:
         model, opt, bs = self.model, self.opt, self.batch_size
         np.copyto(self.snapshot, model.params)
         # Each layer's weight gradient as a flat slice of the gradient array: one dot product each.
@@ -248,7 +254,8 @@ def _prepare_validation(model, validation_data):
 
 
 def _validation_logs(model, Xv, yv) -> dict:
-    loss, outputs = model._loss_and_outputs(Xv, yv)
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite val_loss is reported by the caller
+        loss, outputs = model._loss_and_outputs(Xv, yv)
     logs = {"val_loss": loss}
     if math.isfinite(loss):
         metrics = head_metrics(model.task, model.n_outputs, model.decode_values(yv), model.decode_values(outputs))

@@ -148,9 +148,8 @@ def test_csv_dataset_with_string_labels(project):
 def test_model_folder_only_option_logs_the_native_folder(project, write_config):
     config = write_config("moons", small_config("moons", training={"epochs": 3}))
     result = bpexp.run(config, progress=False, log_model="folder", log_plots=False)
-    from mlflow import MlflowClient
-
     from checks import artifact_files
+    from mlflow import MlflowClient
 
     files = artifact_files(MlflowClient(result.tracking_uri), result.run_id)
     assert {"bpexp_model/model.json", "bpexp_model/weights.npz"} <= files

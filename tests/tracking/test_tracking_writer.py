@@ -1,0 +1,71 @@
+"""The background metric writer: batching, flushing, and no loss when its process dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from bpexp.tracking import connect, get_or_create_experiment
+from bpexp.tracking.writer import MetricWriter, TrackingWriteError
+
+
+def _new_run(uri):
+    client = connect(uri)
+    exp = get_or_create_experiment(client, "writer", uri)
+    return client, client.create_run(exp).info.run_id
+
+
+def test_flush_writes_every_metric(mlflow_sqlite_uri):
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        for step in range(1, 301):  # more than one log_batch call's worth (1000 metrics)
+            writer.log(run_id, [("a", float(step), 1000 + step, step), ("b", -step, 1000 + step, step),
+                                ("c", 0.5, 1000 + step, step), ("d", 1.0, 1000 + step, step)])
+        writer.flush()
+        assert [m.step for m in client.get_metric_history(run_id, "a")] == list(range(1, 301))
+        assert [m.value for m in client.get_metric_history(run_id, "b")][-1] == -300
+    finally:
+        writer.close()
+
+
+def test_metrics_survive_the_writer_process_being_killed(mlflow_sqlite_uri):
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        writer.log(run_id, [("x", 1.0, 1, 1)])
+        os.kill(writer._proc.pid, signal.SIGKILL)
+        writer._proc.join(10)
+        writer.log(run_id, [("x", 2.0, 2, 2)])  # queued to a dead process
+        writer.flush()  # the parent writes what the helper never acknowledged
+        assert [m.value for m in client.get_metric_history(run_id, "x")] == [1.0, 2.0]
+    finally:
+        writer.close()
+
+
+def test_sigterm_to_the_writer_writes_what_it_holds(mlflow_sqlite_uri):
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        writer.log(run_id, [("y", float(i), i, i) for i in range(1, 51)])
+        writer.flush()
+        writer.log(run_id, [("y", 51.0, 51, 51)])
+        os.kill(writer._proc.pid, signal.SIGTERM)
+        writer._proc.join(30)
+        assert not writer._proc.is_alive()
+        writer.flush()
+        assert len(client.get_metric_history(run_id, "y")) == 51
+    finally:
+        writer.close()
+
+
+def test_a_store_error_is_reported_at_flush(mlflow_sqlite_uri):
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        writer.log("no-such-run", [("z", 1.0, 1, 1)])
+        with pytest.raises(TrackingWriteError, match="no-such-run"):
+            writer.flush()
+    finally:
+        writer.close()
