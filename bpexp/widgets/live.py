@@ -109,7 +109,7 @@ class LiveCurves(Callback):
 
             # the saved notebook keeps this static PNG (whatever the matplotlib backend);
             # the widget, whose state a saved notebook does not keep, goes away
-            self._handle.update(Image(data=self.image.value, format="png"))
+            self._handle.update(Image(data=bytes(self.image.value), format="png"))
             self.box.close()
 
     # ------------------------------------------------------------------ drawing

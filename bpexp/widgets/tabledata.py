@@ -160,7 +160,7 @@ class TableSource:
 
     def table(self, sort: str | None = None, descending: bool | None = None, text: str = "",
               param: str | None = None, value: str | None = None) -> Table:
-        """The visible rows: those containing ``text`` (case-insensitive, any cell or the id)
+        """The visible rows: those containing ``text`` (case-insensitive, in any cell, or starting the id)
         and having ``param == value``, sorted by column ``sort`` (rows lacking it last).
 
         Parameters
@@ -180,7 +180,8 @@ class TableSource:
             rows = [(r, t) for r, t in rows if r.params.get(param) == value]
         needle = text.strip().lower()
         if needle:
-            rows = [(r, t) for r, t in rows if needle in r.id.lower() or any(needle in c.lower() for c in t)]
+            # ids match by prefix only (pasting a short run id works; two hex letters do not match everything)
+            rows = [(r, t) for r, t in rows if r.id.lower().startswith(needle) or any(needle in c.lower() for c in t)]
         if sort is not None:
             have = [row for row in rows if row[0].values.get(sort) is not None]
             lack = [row for row in rows if row[0].values.get(sort) is None]

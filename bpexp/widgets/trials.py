@@ -134,6 +134,7 @@ class StudyController(TableSource):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)  # matplotlib's "no artists for the legend" on empty plots
             try:
                 axes = getattr(ovm, PLOTS[name])(self.study)
             except (ValueError, RuntimeError) as exc:  # optuna says why, e.g. too few trials
