@@ -28,9 +28,37 @@ def sweep(config, **kwargs):
     return _sweep(config, **kwargs)
 
 
-def load_model(path) -> MLP:
-    """Load a model folder (``model.json`` + ``weights.npz``) written by ``model.save``."""
-    return load_model_folder(path)
+def load_model(source, *, tracking_uri: str | None = None) -> MLP:
+    """Load a trained model from a folder, an exported directory or an MLflow URI.
+
+    Parameters
+    ----------
+    source : path or str
+        A model folder (``model.json`` + ``weights.npz``, read with NumPy only:
+        MLflow is not imported), an export made by ``bpexp export`` or any bpexp
+        MLflow model directory, or a URI such as ``models:/NAME@champion``,
+        ``models:/NAME/3`` or ``runs:/RUN_ID/model`` (downloaded with MLflow).
+    tracking_uri : str, optional
+        Store that ``models:/`` and ``runs:/`` URIs refer to (default:
+        ``$MLFLOW_TRACKING_URI``, else the project's ``mlruns/`` store).
+
+    Returns
+    -------
+    MLP
+        The trained model, as training returned it; nothing is unpickled.
+
+    Raises
+    ------
+    ModelFormatError
+        Missing, damaged or tampered model files, or not a bpexp model.
+    """
+    from pathlib import Path
+
+    if isinstance(source, (str, Path)) and (Path(source) / "model.json").is_file():
+        return load_model_folder(source)  # the common case, and the one that must not import MLflow
+    from bpexp.export.loading import load_model as _load
+
+    return _load(source, tracking_uri=tracking_uri)
 
 
 def evaluate(model: MLP, X, y) -> dict[str, float]:

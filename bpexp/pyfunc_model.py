@@ -2,17 +2,25 @@
 
 MLflow copies this file into the logged model and runs it on load; nothing is
 pickled. The model's weights travel as the artifact ``bpexp_model`` (the native
-``model.json`` + ``weights.npz`` folder).
+``model.json`` + ``weights.npz`` folder, read with ``allow_pickle=False``).
 
-``predict`` returns the user's class labels (or regression values); with
-``params={"proba": True}`` it returns one probability column per class.
+``predict`` returns the user's class labels (or regression values) in a
+``prediction`` column; with ``params={"proba": True}`` it returns one
+probability column per class instead.
+
+Bad input (missing columns, a value that is not a number, NaN or inf) raises an
+``MlflowException`` with error code ``INVALID_PARAMETER_VALUE`` whose message
+names the column and the row: ``mlflow models serve`` answers it with HTTP 400
+and that message, and goes on serving. (Any other exception type would become a
+generic "unexpected error" there.)
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 
@@ -25,36 +33,22 @@ class BpexpPyfuncModel(PythonModel):
         self.model = load_model_folder(context.artifacts["bpexp_model"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        X = _features(model_input, self.model.n_inputs)
-        if params and params.get("proba"):
-            proba = self.model.predict_proba(X)
-            return pd.DataFrame(proba, columns=[str(c) for c in self.model.classes_])
-        pred = self.model.predict(X)
+        from bpexp.errors import InvalidInputError
+        from bpexp.export.inputs import features_from_frame
+
+        try:
+            # MLflow's signature enforcement has already put the named columns in the
+            # signature's order (and dropped unknown ones), so columns are taken by position.
+            X = features_from_frame(model_input, self.model.n_inputs)
+            if params and params.get("proba"):
+                proba = self.model.predict_proba(X)
+                return pd.DataFrame(proba, columns=[str(c) for c in self.model.classes_])
+            pred = self.model.predict(X)
+        except InvalidInputError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
         if pred.ndim == 1:
             return pd.DataFrame({"prediction": pred})
         return pd.DataFrame(pred, columns=[f"output_{i}" for i in range(pred.shape[1])])
-
-
-def _features(model_input, n_inputs: int) -> np.ndarray:
-    """Rows of numbers from a DataFrame (or array), with errors naming the column or row."""
-    from bpexp.errors import InvalidInputError
-
-    if isinstance(model_input, pd.DataFrame):
-        if model_input.shape[1] != n_inputs:
-            raise InvalidInputError(
-                f"got {model_input.shape[1]} input columns, the model expects {n_inputs}"
-            )
-        for col in model_input.columns:
-            if not pd.api.types.is_numeric_dtype(model_input[col]):
-                converted = pd.to_numeric(model_input[col], errors="coerce")
-                bad = converted.isna() & model_input[col].notna()
-                if bad.any():
-                    row = int(np.flatnonzero(bad.to_numpy())[0])
-                    raise InvalidInputError(
-                        f"column {col!r} row {row}: {model_input[col].iloc[row]!r} is not a number"
-                    )
-        return model_input.to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.asarray(model_input, dtype=np.float64)
 
 
 set_model(BpexpPyfuncModel())

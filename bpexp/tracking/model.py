@@ -1,8 +1,15 @@
-"""Logging a trained model to a run as an MLflow pyfunc model (models from code, no pickle)."""
+"""A trained model as an MLflow pyfunc model (models from code, no pickle): logged to a run or saved to a folder.
+
+Both ways build the same model: ``pyfunc_model.py`` is the code, the native model
+folder (``model.json`` + ``weights.npz``) the only artifact, the bpexp package is
+copied along (``code_paths``) so the model loads where bpexp is not installed,
+and the signature and input example come from a few raw rows of the data.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,6 +18,7 @@ import numpy as np
 
 PYFUNC_CODE = Path(__file__).resolve().parent.parent / "pyfunc_model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+ARTIFACT_KEY = "bpexp_model"  # the pyfunc artifact holding the native model folder
 
 
 @contextlib.contextmanager
@@ -38,46 +46,91 @@ def input_example(model, X: np.ndarray, feature_names: list[str], n_rows: int = 
 
 
 def requirements() -> list[str]:
-    """Pinned requirements of the logged model (bpexp itself travels in its code folder)."""
+    """Pinned requirements of the model: what ``pyfunc_model.py`` and ``bpexp.nn`` import.
+
+    bpexp itself travels in the model's ``code/`` folder, and its model code needs
+    only NumPy (pandas for the DataFrames MLflow passes in).
+    """
     import mlflow
     import pandas
 
     return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pandas.__version__}"]
 
 
-def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
-    """Log ``model`` to ``run_id`` as ``model`` and return its URI.
+def model_signature(model, example):
+    """Signature from the example rows: named double columns in, predictions out, param ``proba``."""
+    from mlflow.models import infer_signature
 
-    The native model folder is the artifact; ``pyfunc_model.py`` is the code;
-    the bpexp package is copied along (``code_paths``) so the model loads where
-    bpexp is not installed. Signature and input example come from ``example``.
+    prediction = model.predict(example.to_numpy())
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values: true, and
+        # irrelevant for class labels, which are never missing.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        return infer_signature(example, _as_frame(prediction), params={"proba": False})
+
+
+def _pyfunc_options(folder: Path, model, example) -> dict:
+    """Keyword arguments shared by ``Model.log`` and ``mlflow.pyfunc.save_model``."""
+    return {
+        "python_model": str(PYFUNC_CODE),
+        "artifacts": {ARTIFACT_KEY: str(folder)},
+        "code_paths": [str(PACKAGE_DIR)],
+        "signature": model_signature(model, example),
+        "input_example": example,
+        "pip_requirements": requirements(),
+    }
+
+
+def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
+    """Log ``model`` to ``run_id`` under the name ``model`` and return its ``models:/m-...`` URI.
+
+    The logged model is created in the run's own experiment (``Model.log`` alone
+    would file it under whatever experiment is active in the process, usually Default).
     """
     import mlflow
-    from mlflow.models import Model, infer_signature
+    from mlflow import MlflowClient
+    from mlflow.models import Model
 
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(
+        experiment_id=run.info.experiment_id, name="model", source_run_id=run_id,
+        params=dict(run.data.params), model_type="bpexp-mlp",
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "bpexp_model"
+        folder = Path(tmp) / ARTIFACT_KEY
         model.save(folder)
-        prediction = model.predict(example.to_numpy())
-        with warnings.catch_warnings():
-            # MLflow hints that integer columns cannot hold missing values: true, and
-            # irrelevant for class labels, which are never missing.
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            signature = infer_signature(example, _as_frame(prediction), params={"proba": False})
         with _tracking_uri(tracking_uri):
-            info = Model.log(
-                artifact_path=None,
-                name="model",
-                flavor=mlflow.pyfunc,
-                run_id=run_id,
-                python_model=str(PYFUNC_CODE),
-                artifacts={"bpexp_model": str(folder)},
-                code_paths=[str(PACKAGE_DIR)],
-                signature=signature,
-                input_example=example,
-                pip_requirements=requirements(),
-            )
+            info = Model.log(artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run_id,
+                             model_id=logged.model_id, **_pyfunc_options(folder, model, example))
     return info.model_uri
+
+
+def save_pyfunc_model(path: str | Path, model, example, metadata: dict | None = None) -> Path:
+    """Save ``model`` as an MLflow pyfunc model directory at ``path`` (which must not exist yet).
+
+    Parameters
+    ----------
+    path : path
+        The new model directory: ``MLmodel``, ``code/``, ``artifacts/bpexp_model/``,
+        requirements, ``input_example.json`` and ``serving_input_example.json``.
+    model : MLP
+    example : pandas.DataFrame
+        A few raw input rows with the feature names as columns.
+    metadata : dict, optional
+        Stored under ``metadata`` in ``MLmodel`` (e.g. the source run).
+    """
+    import mlflow
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / ARTIFACT_KEY
+        model.save(folder)
+        mlflow.pyfunc.save_model(path=str(path), metadata=metadata, **_pyfunc_options(folder, model, example))
+    # Loading the model to check the example compiles bytecode inside the copied code.
+    for pycache in path.rglob("__pycache__"):
+        shutil.rmtree(pycache, ignore_errors=True)
+    return path
 
 
 def _as_frame(prediction: np.ndarray):

@@ -1,0 +1,152 @@
+"""The model card: ``README.md`` of an exported model directory.
+
+It says what the model is (architecture, dataset, classes, input columns), how
+good it is (validation and test metrics), where it came from (run, experiment,
+store, how it was picked) and how to use it (load, predict, serve), so the
+folder can be handed to someone who never saw the run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+_METRIC_ORDER = ("accuracy", "f1", "log_loss", "r2", "mse", "mae", "loss")
+
+
+def _metric_rows(metrics: dict[str, float]) -> list[str]:
+    """``| metric | validation | test |`` rows from ``final_val_*`` and ``test_*`` metrics."""
+    names = {k[len("final_val_"):] for k in metrics if k.startswith("final_val_")}
+    names |= {k[len("test_"):] for k in metrics if k.startswith("test_")}
+    order = sorted(names, key=lambda n: (_METRIC_ORDER.index(n) if n in _METRIC_ORDER else 99, n))
+    rows = []
+    for n in order:
+        val, test = metrics.get(f"final_val_{n}"), metrics.get(f"test_{n}")
+        rows.append(f"| {n} | {_fmt(val)} | {_fmt(test)} |")
+    return rows
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _architecture(model) -> str:
+    acts = [a.name for a in model.activations]
+    act = acts[0] if len(set(acts)) == 1 else ", ".join(acts)
+    sizes = " → ".join(str(s) for s in model.sizes)
+    prep = "inputs standardized with training statistics (stored in the model)" if model.preprocessing is not None \
+        else "raw inputs (no standardization)"
+    return f"MLP {sizes}, hidden activation {act or 'none'}, head {model.head.name}, {model.dtype.name}; {prep}"
+
+
+def model_card(result, rm, *, params: dict[str, str], metrics: dict[str, float]) -> str:
+    """Markdown text of the card for an :class:`~bpexp.export.build.ExportResult`."""
+    run, model = rm.run, rm.model
+    tags = run.data.tags
+    name = run.info.run_name or run.info.run_id
+    lines = [f"# {name}: bpexp {model.task} model", ""]
+    lines += [f"Exported {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} by `bpexp export`.", ""]
+    if result.selection:
+        lines += [f"Why this run: {result.selection}.", ""]
+
+    lines += ["## Source", "", "| | |", "|---|---|"]
+    lines += [f"| run | `{run.info.run_id}` ({run.info.run_name or 'unnamed'}, {run.info.status}) |",
+              f"| experiment | {rm.experiment_name} (id {run.info.experiment_id}) |",
+              f"| tracking store | `{result.tracking_uri}` |"]
+    if rm.source_model_uri:
+        lines.append(f"| logged model | `{rm.source_model_uri}` |")
+    if result.registered_uri:
+        lines.append(f"| registered as | `{result.registered_uri}` (version {result.registered_version}) |")
+    for key, label in (("bpexp.study", "sweep study"), ("bpexp.trial_number", "trial"),
+                       ("mlflow.source.git.commit", "git commit"), ("bpexp.version", "bpexp version")):
+        if key in tags:
+            lines.append(f"| {label} | `{tags[key]}` |")
+    lines.append("")
+
+    lines += ["## Model", "", _architecture(model), ""]
+    dataset = tags.get("bpexp.dataset", params.get("dataset.name", "unknown"))
+    digest = tags.get("bpexp.dataset_digest", "")
+    lines += [f"Dataset: **{dataset}**" + (f" (sha256 `{digest[:16]}…`)" if digest else "")
+              + f", task {tags.get('bpexp.task', model.task)}.", ""]
+    if model.classes_ is not None and model.task == "classification":
+        labels = ", ".join(f"`{c}`" for c in model.classes_.tolist())
+        lines += [f"Classes (in probability-column order): {labels}.", ""]
+    features = rm.feature_names
+    shown = ", ".join(f"`{f}`" for f in features[:20]) + (f", … ({len(features)} in all)" if len(features) > 20
+                                                        else "")
+    lines += [f"Input: {model.n_inputs} numeric columns, matched by name: {shown}.", ""]
+
+    rows = _metric_rows(metrics)
+    if rows:
+        lines += ["## Metrics", "", "| metric | validation | test |", "|---|---|---|", *rows, ""]
+    extra = [f"{k} = {metrics[k]:g}" for k in ("best_epoch",) if k in metrics]
+    if "bpexp.epochs_run" in tags:
+        extra.append(f"epochs run = {tags['bpexp.epochs_run']}")
+    if "bpexp.stop_reason" in tags:
+        extra.append(f"stopped: {tags['bpexp.stop_reason']}")
+    if extra:
+        lines += ["; ".join(extra) + ".", ""]
+
+    if params:
+        lines += ["## Training parameters", "", "| param | value |", "|---|---|"]
+        lines += [f"| {k} | `{v}` |" for k, v in sorted(params.items())]
+        lines.append("")
+
+    lines += _files_section(result)
+    lines += _usage_section(result, model)
+    if result.warnings:
+        lines += ["## Warnings", "", *[f"- {w}" for w in result.warnings], ""]
+    return "\n".join(lines)
+
+
+def _files_section(result) -> list[str]:
+    lines = ["## Files", "", "```",
+             "MLmodel, python_env.yaml, conda.yaml, requirements.txt   MLflow pyfunc model (models from code)",
+             "pyfunc_model.py, code/bpexp/        the code the model runs (copied: no bpexp install needed)",
+             "artifacts/bpexp_model/              native model folder: model.json + weights.npz (NumPy only)",
+             "input_example.json                  example input rows",
+             "serving_input_example.json          a ready request body for POST /invocations"]
+    if result.onnx_path:
+        lines.append(f"model.onnx                          ONNX graph (opset {result.onnx_opset})")
+    lines += ["README.md                           this card", "```", ""]
+    if result.onnx_check is not None:
+        c = result.onnx_check
+        lines += [f"The ONNX graph was checked against the NumPy model with onnxruntime when exporting: max "
+                  f"absolute difference {c.max_abs_diff:.2g} on {c.n_rows} example rows.", ""]
+    return lines
+
+
+def _usage_section(result, model) -> list[str]:
+    path = result.path
+    proba = model.is_classifier
+    lines = ["## Use it", "", "Python (returns the trained `bpexp.MLP`; the native folder alone needs only NumPy):",
+             "", "```python", "import bpexp", f'model = bpexp.load_model("{path}")',
+             "model.predict(X)          # original class labels" if proba else "model.predict(X)          # values"]
+    if proba:
+        lines.append("model.predict_proba(X)    # one column per class")
+    lines += ["```", "", "MLflow pyfunc (a DataFrame with the columns above):", "", "```python", "import mlflow",
+              f'pyfunc = mlflow.pyfunc.load_model("{path}")',
+              'pyfunc.predict(df)                           # a "prediction" column']
+    if proba:
+        lines.append('pyfunc.predict(df, params={"proba": True})  # one probability column per class')
+    lines += ["```", "", "Command line:", "", "```sh", f"bpexp predict {path} input.csv --out predictions.csv"
+              + (" [--proba]" if proba else ""), "```", ""]
+    if result.registered_uri:
+        lines += [f"From the registry: `bpexp.load_model(\"{result.registered_uri}\")` or "
+                  f"`mlflow.pyfunc.load_model(\"{result.registered_uri}\")` with the tracking URI above.", ""]
+    lines += ["Serve it over HTTP (the venv's `bin/` must be on PATH):", "", "```sh",
+              f"mlflow models serve -m {path} --env-manager local -h 127.0.0.1 -p 5001",
+              f"curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' "
+              f"-d @{path}/serving_input_example.json", "```", "",
+              "Request bodies: `{\"dataframe_split\": {\"columns\": [...], \"data\": [[...], ...]}}`, "
+              "`{\"inputs\": {\"<column>\": [values...], ...}}`, or CSV with a header row "
+              "(`Content-Type: text/csv`). Add `\"params\": {\"proba\": true}` to a JSON body for probabilities. "
+              "Bad input (a missing column, a value that is not a number, NaN) is answered with HTTP 400 and a "
+              "message naming the column and row.", ""]
+    if result.onnx_path:
+        out = "probabilities" if proba else "predictions"
+        lines += ["ONNX Runtime:", "", "```python", "import numpy as np, onnxruntime as ort",
+                  f'session = ort.InferenceSession("{path}/model.onnx")',
+                  f'{out}, *rest = session.run(None, {{"input": X.astype(np.{model.dtype.name})}})', "```", ""]
+        if model.task == "classification":
+            lines += ["The graph's second output `label` holds the class labels.", ""]
+    return lines
