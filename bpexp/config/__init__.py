@@ -7,6 +7,7 @@ from typing import Any
 
 from bpexp.config.experiment import ExperimentConfig, flatten
 from bpexp.config.loading import ConfigError, apply_overrides, parse_override, read_yaml, validate
+from bpexp.config.sweep import Sweep, SweepConfig, load_sweep
 
 
 def load_experiment(source: str | Path | dict | ExperimentConfig, overrides: dict[str, Any] | None = None,
@@ -51,4 +52,5 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return dict(parse_override(item) for item in items)
 
 
-__all__ = ["ConfigError", "ExperimentConfig", "flatten", "load_experiment", "parse_overrides"]
+__all__ = ["ConfigError", "ExperimentConfig", "Sweep", "SweepConfig", "flatten", "load_experiment", "load_sweep",
+           "parse_overrides"]

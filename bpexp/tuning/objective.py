@@ -1,0 +1,183 @@
+"""One trial: suggested overrides -> a tracked child run (:func:`bpexp.runner.run`) -> objective value.
+
+Agreements other parts of bpexp rely on (export, widgets):
+
+- every trial's MLflow run is a child of the study's parent run and carries the
+  tags ``bpexp.study`` (study name), ``bpexp.trial_number`` and
+  ``bpexp.trial_state`` (``RUNNING`` while it trains, then ``COMPLETE``,
+  ``PRUNED`` or ``FAIL``); pruned runs also ``pruned=true`` and
+  ``bpexp.pruned_at_epoch``; the run logs its native model folder under
+  ``bpexp_model`` and the metric ``final_<objective metric>``;
+- the trial stores the run id as user attribute ``mlflow_run_id``.
+
+A pruned trial's run ends FINISHED (the model it trained is real, just
+stopped early) with the ``pruned`` tag; Optuna records it PRUNED. A trial that
+diverges or raises ends FAILED in both (the error on the run's ``bpexp.error``
+tag), and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from bpexp.config.sweep import Sweep
+from bpexp.errors import InvalidInputError, TrainingDivergedError
+from bpexp.train import Callback
+
+RUN_ID_ATTR = "mlflow_run_id"
+WORKER_ATTR = "bpexp_worker"
+STATE_TAG = "bpexp.trial_state"
+
+
+@dataclass
+class TrialSetup:
+    """What every worker needs to run trials (picklable: it travels to spawned processes)."""
+
+    sweep: Sweep
+    metric: str
+    direction: str  # "maximize" or "minimize"
+    tracking_uri: str
+    experiment: str
+    experiment_id: str
+    parent_run_id: str
+    storage: str
+    study_name: str
+
+
+class PruningCallback(Callback):
+    """Report ``metric`` to Optuna after every epoch (``step=epoch``) and stop training when told to prune."""
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        self.trial, self.metric = trial, metric
+        self.pruned_at: int | None = None
+        self.last_value: float | None = None
+
+    def on_epoch_end(self, epoch, logs):
+        if self.metric not in logs:
+            raise InvalidInputError(f"the objective metric {self.metric!r} is not in the epoch logs {sorted(logs)}")
+        value = float(logs[self.metric])
+        self.last_value = value
+        self.trial.report(value, step=epoch)
+        if self.trial.should_prune():
+            self.pruned_at = epoch
+            self.trainer.stop(f"pruned by Optuna at epoch {epoch} ({self.metric}={value:.4g})")
+
+
+def trial_tags(study_name: str, number: int, state: str) -> dict[str, str]:
+    return {"bpexp.study": study_name, "bpexp.trial_number": str(number), STATE_TAG: state}
+
+
+def find_trial_run(client, experiment_id: str, study_name: str, number: int):
+    """The MLflow run of trial ``number`` (by its tags), or None."""
+    name = study_name.replace("'", "\\'")
+    runs = client.search_runs([experiment_id], max_results=5,
+                              filter_string=f"tags.`bpexp.study` = '{name}' AND tags.`bpexp.trial_number` = '{number}'")
+    return runs[0] if runs else None
+
+
+class Objective:
+    """The function Optuna calls with each trial (one per worker process).
+
+    Parameters
+    ----------
+    setup : TrialSetup
+    guard : object with a boolean ``in_trial`` attribute, optional
+        Set while a trial trains: the worker's Ctrl-C handler interrupts
+        training only then, and otherwise lets the worker stop between trials.
+    """
+
+    def __init__(self, setup: TrialSetup, guard=None, worker: str = ""):
+        from bpexp.tracking import connect
+
+        self.setup, self.guard, self.worker = setup, guard, worker
+        self.client = connect(setup.tracking_uri)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr(WORKER_ATTR, self.worker)
+        if self.guard is not None:
+            self.guard.in_trial = True
+        try:
+            return self._run(trial)
+        finally:
+            if self.guard is not None:
+                self.guard.in_trial = False
+
+    def _run(self, trial: optuna.Trial) -> float:
+        from bpexp.runner import run
+        from bpexp.tuning.space import suggest
+
+        s = self.setup
+        overrides = {**suggest(trial, s.sweep.space), "tracking.run_name": f"{s.study_name}-trial-{trial.number}"}
+        pruning = PruningCallback(trial, s.metric)
+        tags = trial_tags(s.study_name, trial.number, "RUNNING")
+        if s.sweep.source is not None:
+            tags["mlflow.source.name"] = str(s.sweep.source)
+        try:
+            result = run(s.sweep.base_data, tracking_uri=s.tracking_uri, experiment=s.experiment, callbacks=[pruning],
+                         progress=False, parent_run_id=s.parent_run_id, tags=tags, log_model="folder",
+                         log_plots=False, overrides=overrides)
+        except BaseException as exc:
+            self._mark_failed_run(trial, exc)
+            raise
+        trial.set_user_attr(RUN_ID_ATTR, result.run_id)
+        end_tags = {"bpexp.trial_params": json.dumps(trial.params)[:5000]}
+        if pruning.pruned_at is not None:
+            end_tags.update({STATE_TAG: "PRUNED", "pruned": "true", "bpexp.pruned_at_epoch": str(pruning.pruned_at)})
+            self._update_run(result.run_id, end_tags, {})
+            raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at} ({s.metric}={pruning.last_value:.4g})")
+        value = self._objective_value(result)
+        if not math.isfinite(value):
+            end_tags.update({STATE_TAG: "FAIL", "bpexp.error": f"objective {s.metric} is {value}"})
+            self._update_run(result.run_id, end_tags, {}, status="FAILED")
+            raise TrainingDivergedError(f"trial {trial.number}: the objective {s.metric} is {value}")
+        end_tags[STATE_TAG] = "COMPLETE"
+        self._update_run(result.run_id, end_tags, {f"final_{s.metric}": value})
+        return value
+
+    def _objective_value(self, result) -> float:
+        metric = self.setup.metric
+        key = f"final_{metric}"
+        if key in result.val_metrics:
+            return float(result.val_metrics[key])
+        # The runner's final metrics leave out the loss; compute it on the same validation split.
+        from bpexp import evaluate
+        from bpexp.runner import load_data
+
+        _, parts = load_data(result.config, Path.cwd())
+        return float(evaluate(result.model, parts.X_val, parts.y_val)[metric.removeprefix("val_")])
+
+    def _update_run(self, run_id: str, tags: dict[str, str], metrics: dict[str, float],
+                    status: str | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        if status:
+            self.client.set_terminated(run_id, status=status)
+
+    def _mark_failed_run(self, trial: optuna.Trial, exc: BaseException) -> None:
+        """The runner ended the run FAILED (or KILLED on Ctrl-C): tag it and link it to the trial."""
+        s = self.setup
+        try:
+            found = find_trial_run(self.client, s.experiment_id, s.study_name, trial.number)
+            if found is None:
+                return  # failed before a run existed (nothing to mark in MLflow)
+            trial.set_user_attr(RUN_ID_ATTR, found.info.run_id)
+            tags: dict[str, Any] = {STATE_TAG: "FAIL", "bpexp.trial_params": json.dumps(trial.params)[:5000]}
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            if interrupted:
+                tags["bpexp.error"] = "interrupted: the sweep was stopped while this trial trained"
+            self._update_run(found.info.run_id, tags, {}, status="FAILED" if interrupted else None)
+        except Exception as err:  # noqa: BLE001 - the trial's own error matters more; the coordinator reconciles
+            import sys
+
+            print(f"bpexp: could not tag the failed run of trial {trial.number}: {err}", file=sys.stderr)

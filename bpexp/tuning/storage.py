@@ -1,0 +1,162 @@
+"""Optuna storages: the embedded journal file, database URLs, heartbeats, readable errors.
+
+The embedded default is ``<project>/mlruns/optuna-journal.log`` read and written
+through ``JournalStorage(JournalFileBackend(...))``: safe for several processes on
+one machine and much faster than SQLite under parallel workers (GUIDE §6).
+``--storage`` also takes a database URL (``postgresql://...`` for many machines).
+
+Heartbeats: a running trial's worker records a heartbeat every
+``heartbeat_interval`` seconds; a trial whose last heartbeat is older than the
+grace period is failed by the next worker that starts a trial (Optuna's
+``fail_stale_trials``) or by the sweep's coordinator. Optuna 5.0 implements this
+for ``RDBStorage`` only (verified: ``JournalStorage`` is not a ``BaseHeartbeat``),
+so :class:`HeartbeatJournalStorage` adds it to the journal, keeping the last beat
+in a trial system attribute.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import JournalStorage
+from optuna.storages._heartbeat import BaseHeartbeat  # the interface RDBStorage implements (optuna 5.0)
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from bpexp.errors import BpexpError
+
+JOURNAL_NAME = "optuna-journal.log"
+HEARTBEAT_ATTR = "bpexp:heartbeat"
+
+
+class StorageUnavailableError(BpexpError):
+    """The Optuna storage cannot be opened or reached; the message names it."""
+
+
+def default_storage(project: Path) -> str:
+    """The embedded journal file of a project: ``<project>/mlruns/optuna-journal.log``."""
+    return str((project / "mlruns" / JOURNAL_NAME).resolve())
+
+
+def is_database_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` -> ``postgresql+psycopg2://`` (the driver bpexp ships with)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def describe(storage: str) -> str:
+    """The storage for messages and tags: database passwords masked."""
+    if not is_database_url(storage):
+        return storage
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(storage).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given (it has no parsable password)
+        return storage
+
+
+def open_storage(storage: str, *, heartbeat_interval: int = 2, grace_period: int | None = None):
+    """An Optuna storage for ``storage`` (a database URL or a journal file path) with heartbeats on.
+
+    Raises
+    ------
+    StorageUnavailableError
+        Unknown URL scheme, missing driver, unreachable or refusing server,
+        journal file in a missing directory. The message names the storage.
+    """
+    grace_period = grace_period or 5 * heartbeat_interval
+    if is_database_url(storage):
+        return _open_rdb(normalize_url(storage), heartbeat_interval, grace_period)
+    return _open_journal(storage, heartbeat_interval, grace_period)
+
+
+def _open_journal(path: str, heartbeat_interval: int, grace_period: int):
+    file = Path(path).expanduser()
+    if not file.parent.is_dir():
+        raise StorageUnavailableError(f"cannot use the Optuna journal file {path}: "
+                                      f"its folder {file.parent} does not exist")
+    if file.is_dir():
+        raise StorageUnavailableError(f"cannot use the Optuna journal file {path}: it is a folder")
+    try:
+        backend = JournalFileBackend(str(file))
+        return HeartbeatJournalStorage(backend, heartbeat_interval, grace_period)
+    except (OSError, ValueError) as exc:
+        raise StorageUnavailableError(f"cannot use the Optuna journal file {path}: {exc}") from None
+
+
+def _open_rdb(url: str, heartbeat_interval: int, grace_period: int):
+    shown = describe(url)
+    engine_kwargs = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                          grace_period=grace_period)
+    except ImportError as exc:
+        raise StorageUnavailableError(f"cannot open the Optuna storage {shown}: missing database driver "
+                                      f"({exc.name or exc}); for PostgreSQL: pip install psycopg2-binary") from None
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds; all mean "unusable"
+        raise StorageUnavailableError(f"cannot open the Optuna storage {shown}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    name = type(exc).__name__
+    if name == "NoSuchModuleError":
+        return "unknown URL scheme (expected e.g. postgresql://user@host/db, sqlite:///file.db or a journal file path)"
+    return f"{name}: {text[0] if text else ''}"[:300]
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """``JournalStorage`` with heartbeats, so a killed worker's trial ends FAIL, not RUNNING forever.
+
+    Parameters
+    ----------
+    backend : optuna.storages.journal.BaseJournalBackend
+    heartbeat_interval, grace_period : int
+        Seconds between beats; seconds without a beat before a running trial is stale.
+    """
+
+    def __init__(self, backend, heartbeat_interval: int, grace_period: int, stale_trial_callback=None):
+        super().__init__(backend)
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self._stale_trial_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+        except (UpdateFinishedTrialError, KeyError):
+            pass  # another process already failed it as stale: nothing left to keep alive
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            last = trial.system_attrs.get(HEARTBEAT_ATTR)
+            if last is None:  # started, no beat yet: count from its start
+                last = trial.datetime_start.timestamp() if trial.datetime_start else now
+            if now - float(last) > self.grace_period:
+                stale.append(trial._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self):
+        return self._stale_trial_callback
+
+
+def worker_label() -> str:
+    """``host:pid``: who runs a trial (stored on the trial, used to fail a dead worker's trials)."""
+    return f"{os.uname().nodename}:{os.getpid()}"

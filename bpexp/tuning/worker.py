@@ -1,0 +1,177 @@
+"""A sweep worker: claim a trial slot, run one trial, repeat (in-process or as a spawned process).
+
+Workers are processes, not threads: NumPy training holds the GIL most of an
+epoch, so threads barely overlap (GUIDE §6). Each worker opens its own storage
+connection and its own seeded sampler on a study the coordinator already created.
+
+``--n-trials N`` is a total over the invocation's workers: they claim slots from
+one shared counter before each trial, so exactly N trials are added however
+the work is split (a killed worker's trial is one of them, recorded FAIL).
+
+Ctrl-C: a SIGINT while a trial trains interrupts it (its run ends, the trial is
+FAIL); a SIGINT between trials, or a second one, only asks the worker to stop
+before the next trial, so Optuna's bookkeeping is never cut in half.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+EXIT_INTERRUPTED = 130
+
+
+class Slots:
+    """How many trials are left to start, shared by the workers of one invocation."""
+
+    def __init__(self, total: int | None, ctx=None):
+        ctx = ctx or mp.get_context("spawn")
+        self._left = ctx.Value("q", -1 if total is None else int(total))  # -1: unlimited
+        self._started = ctx.Value("q", 0)
+        self._finished = ctx.Value("q", 0)
+        self._stop = ctx.Value("b", 0)
+
+    def claim(self) -> bool:
+        """Take one slot; False when none is left or a stop was requested."""
+        with self._left.get_lock():
+            if self._stop.value or self._left.value == 0:
+                return False
+            if self._left.value > 0:
+                self._left.value -= 1
+            self._started.value += 1
+            return True
+
+    def done(self) -> None:
+        with self._finished.get_lock():
+            self._finished.value += 1
+
+    def stop(self) -> None:
+        self._stop.value = 1
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self._stop.value)
+
+    @property
+    def started(self) -> int:
+        return self._started.value
+
+    @property
+    def finished(self) -> int:
+        return self._finished.value
+
+
+class InterruptGuard:
+    """SIGINT policy of a worker (see the module docstring); install in the main thread only."""
+
+    def __init__(self, slots: Slots):
+        self.slots, self.in_trial, self.raised, self.signalled = slots, False, False, False
+        self._previous = None
+
+    def install(self) -> InterruptGuard:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.signalled = True
+        self.slots.stop()
+        if self.in_trial and not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt
+
+
+@dataclass
+class WorkerSpec:
+    setup: object  # TrialSetup
+    index: int
+    seed: int
+    deadline: float | None  # time.time() after which no trial starts
+
+
+def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None) -> bool:
+    """Run trials until the slots, the deadline or a stop run out; True unless interrupted.
+
+    Parameters
+    ----------
+    on_trial_end : callable, optional
+        Called with no arguments after each trial (the in-process progress line).
+    """
+    import optuna
+
+    from bpexp.tuning.objective import Objective
+    from bpexp.tuning.space import make_pruner, make_sampler
+    from bpexp.tuning.storage import open_storage, worker_label
+
+    setup = spec.setup
+    study_cfg = setup.sweep.config.study
+    quiet_optuna()
+    storage = open_storage(setup.storage, heartbeat_interval=study_cfg.heartbeat_interval,
+                           grace_period=study_cfg.grace_period)
+    sampler = make_sampler(setup.sweep.config.sampler, spec.seed)
+    study = optuna.load_study(study_name=setup.study_name, storage=storage, sampler=sampler,
+                              pruner=make_pruner(setup.sweep))
+    guard = InterruptGuard(slots).install()
+    objective = Objective(setup, guard, worker=worker_label())
+    try:
+        while not slots.stopped:
+            if spec.deadline is not None and time.time() >= spec.deadline:
+                break
+            if not slots.claim():
+                break
+            try:
+                # catch=(Exception,): a failing trial is recorded FAIL and the sweep goes on.
+                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+            finally:
+                slots.done()
+                if on_trial_end is not None:
+                    on_trial_end()
+    except KeyboardInterrupt:
+        return False
+    finally:
+        guard.uninstall()
+    return not guard.signalled
+
+
+def worker_main(spec: WorkerSpec, slots: Slots) -> None:
+    """Entry point of a spawned worker process; exit code 130 when interrupted."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from bpexp.cli.common import quiet_mlflow_logs
+
+    quiet_mlflow_logs()
+    ok = run_worker(spec, slots)
+    sys.stdout.flush()
+    if not ok:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+class _NoTraceback(logging.Filter):
+    """Keep Optuna's one-line "Trial 3 failed ..." warning, drop the traceback under it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def quiet_optuna() -> None:
+    """Optuna logs every finished trial at INFO; the sweep's own progress line replaces that."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Records of child loggers ("optuna.study._optimize") reach the library's handler, not
+    # the "optuna" logger's own filters: filter at the handler.
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
