@@ -98,9 +98,11 @@ class RunsController(TableSource):
         """Reload the runs from the store (new runs appear, running ones update)."""
         from bpexp.tracking.queries import search_runs
 
+        self.parent = None
         if self.study is not None:
             runs = search_runs(self.client, None, filter_string=f"tags.`{STUDY_TAG}` = '{self.study}'")
             # the sweep's parent run carries the study tag too; the table lists trials
+            self.parent = next((r for r in runs if TRIAL_NUMBER_TAG not in r.data.tags), None)
             runs = [r for r in runs if TRIAL_NUMBER_TAG in r.data.tags]
         else:
             runs = search_runs(self.client, [self.experiment] if self.experiment else None)
@@ -115,7 +117,7 @@ class RunsController(TableSource):
         from bpexp.tracking.queries import KEY_PARAMS, default_sort_metric, higher_is_better
 
         runs = self.runs
-        self.sort_metric = self.metric or default_sort_metric(runs)
+        self.sort_metric = self.metric or self._objective_metric() or default_sort_metric(runs)
         self.best_id = self._best(self.sort_metric)
         present = {k for r in runs for k in r.data.params}
         varying = {k for k in present if len({r.data.params.get(k) for r in runs}) > 1}
@@ -135,6 +137,15 @@ class RunsController(TableSource):
         self.columns = columns
         self.default_sort = f"metric:{self.sort_metric}" if self.sort_metric else None
         self.records = [self._record(r, params, metrics) for r in runs]
+
+    def _objective_metric(self) -> str | None:
+        """A sweep's objective as its trials log it (``final_val_accuracy``): the best run then
+        agrees with the study's best trial."""
+        objective = self.parent.data.params.get("objective.metric") if self.parent is not None else None
+        if objective is None:
+            return None
+        names = {k for r in self.runs for k in r.data.metrics}
+        return next((m for m in (f"final_{objective}", objective) if m in names), None)
 
     def _record(self, run, params: list[str], metrics: list[str]) -> Record:
         tags = run.data.tags

@@ -36,7 +36,8 @@ class StudyController(TableSource):
     study : optuna.Study or sweep result
         A sweep result (``bpexp.sweep(...)``) also gives the tracking URI.
     tracking_uri : str, optional
-        The MLflow store holding the trial runs (default: the sweep result's, else
+        The MLflow store holding the trial runs (default: the sweep result's or the one
+        the study records in its ``mlflow_tracking_uri`` attribute, else
         ``$MLFLOW_TRACKING_URI`` or the project's store).
     """
 
@@ -44,7 +45,9 @@ class StudyController(TableSource):
         from bpexp.widgets.runs import resolve_uri
 
         self.study = as_study(study)
-        self.tracking_uri = resolve_uri(tracking_uri or getattr(study, "tracking_uri", None))
+        # a bpexp sweep records its MLflow store on the study itself
+        recorded = getattr(study, "tracking_uri", None) or self.study.user_attrs.get("mlflow_tracking_uri")
+        self.tracking_uri = resolve_uri(tracking_uri or recorded)
         self._runs = None
         self.refresh()
 

@@ -41,7 +41,9 @@ def small_store(mlflow_sqlite_uri, client):
         "running": log_run(client, exp, "running", params(lr=0.003), status="RUNNING", epochs=4, best=0.99),
     }
     sweep = client.create_experiment("digits-sweep")
-    parent = client.create_run(sweep, run_name="sweep-a", tags={"bpexp.study": "sweep-a"}).info.run_id
+    parent = client.create_run(sweep, run_name="sweep-a", tags={"bpexp.study": "sweep-a", "bpexp.role": "sweep"}
+                               ).info.run_id
+    client.log_param(parent, "objective.metric", "val_accuracy")
     for n, (state, best, lr) in enumerate([("COMPLETE", 0.91, 0.001), ("PRUNED", 0.97, 0.01),
                                            ("COMPLETE", 0.94, 0.003)]):
         ids[f"trial{n}"] = log_run(

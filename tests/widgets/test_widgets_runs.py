@@ -43,6 +43,7 @@ def test_study_lists_its_trials_only_and_best_is_a_complete_trial(small_store):
     c = RunsController(study="sweep-a", tracking_uri=uri)
     assert {r.info.run_id for r in c.runs} == {ids["trial0"], ids["trial1"], ids["trial2"]}  # no parent, no sweep-b
     assert c.best_id == ids["trial2"]  # the pruned trial scored higher but did not finish
+    assert c.sort_metric == "final_val_accuracy"  # the sweep's objective, from its parent run
     t = c.table(sort="trial")
     assert [r.values["trial"] for r in t.records] == [0, 1, 2]
     assert [r.values["state"] for r in t.records] == ["complete", "pruned", "complete"]
