@@ -196,13 +196,13 @@ def export_run(run_id: str, out_dir, *, tracking_uri: str | None = None, onnx: b
 
 
 def _write_onnx(staged: Path, rm, result: ExportResult) -> None:
-    from bpexp.export.onnx_export import ONNX_OPSET, _require_onnx, check_onnx, to_onnx
+    from bpexp.export import onnx_export
 
-    onnx = _require_onnx()
-    proto = to_onnx(rm.model, feature_names=rm.feature_names,
-                    producer_note=f"bpexp run {result.run_id} ({result.experiment_name})")
+    onnx = onnx_export.require_onnx()
+    proto = onnx_export.to_onnx(rm.model, feature_names=rm.feature_names,
+                                producer_note=f"bpexp run {result.run_id} ({result.experiment_name})")
     path = staged / "model.onnx"
     onnx.save(proto, str(path))
-    result.onnx_check = check_onnx(path, rm.model, rm.example.to_numpy())
-    result.onnx_opset = ONNX_OPSET
+    result.onnx_check = onnx_export.check_onnx(path, rm.model, rm.example.to_numpy(), atol=onnx_export.ONNX_ATOL)
+    result.onnx_opset = onnx_export.ONNX_OPSET
     result.onnx_path = path

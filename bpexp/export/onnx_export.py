@@ -48,7 +48,7 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
 
 
-def _require_onnx():
+def require_onnx():
     try:
         import onnx
     except ImportError:
@@ -121,7 +121,7 @@ def to_onnx(model, *, feature_names: list[str] | None = None, producer_note: str
     -------
     onnx.ModelProto
     """
-    onnx = _require_onnx()
+    onnx = require_onnx()
     from onnx import TensorProto, helper
 
     dtype = model.dtype
