@@ -114,9 +114,13 @@ def download(uri: str, dst: str, tracking_uri: str | None = None) -> Path:
     from bpexp.tracking.store import TrackingUnavailableError, connect, resolve_tracking_uri
 
     store = resolve_tracking_uri(tracking_uri)
+    from bpexp.tracking.model import using_store
+
     try:
         connect(store)
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=store))
+        with using_store(store):  # models:/ URIs are resolved against the global URIs, whatever is passed
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=store,
+                                                            registry_uri=store))
     except TrackingUnavailableError:
         raise
     except (MlflowException, OSError) as exc:

@@ -39,6 +39,7 @@ def register_model_version(client, tracking_uri: str, run, name: str, *, alias: 
     from mlflow.exceptions import MlflowException
 
     from bpexp.export.source import MODEL_URI_TAG, load_run_model, logged_model_uri
+    from bpexp.tracking.model import using_store
 
     name, alias = _check_names(name, alias)
     model_uri = logged_model_uri(run)
@@ -49,16 +50,18 @@ def register_model_version(client, tracking_uri: str, run, name: str, *, alias: 
         model_uri = log_pyfunc_model(tracking_uri, run.info.run_id, rm.model, rm.example)
         client.set_tag(run.info.run_id, MODEL_URI_TAG, model_uri)
     registry = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    # The registry resolves a models:/m-... source through MLflow's global store, whatever the client's URI.
     try:
-        try:
-            registry.create_registered_model(name, description="bpexp model, registered by bpexp export")
-        except MlflowException as exc:
-            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-                raise
-        model_id = model_uri.split("/", 1)[1] if model_uri.startswith("models:/m-") else None
-        version = registry.create_model_version(name, source=model_uri, run_id=run.info.run_id, model_id=model_id,
-                                                tags={"bpexp.source_run": run.info.run_id})
-        registry.set_registered_model_alias(name, alias, version.version)
+        with using_store(tracking_uri):
+            try:
+                registry.create_registered_model(name, description="bpexp model, registered by bpexp export")
+            except MlflowException as exc:
+                if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                    raise
+            model_id = model_uri.split("/", 1)[1] if model_uri.startswith("models:/m-") else None
+            version = registry.create_model_version(name, source=model_uri, run_id=run.info.run_id,
+                                                    model_id=model_id, tags={"bpexp.source_run": run.info.run_id})
+            registry.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
         raise ExportError(f"cannot register the model of run {run.info.run_id} as {name!r} in "
                           f"{tracking_uri}: {exc.message}") from None

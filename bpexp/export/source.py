@@ -96,13 +96,15 @@ def load_run_model(client, tracking_uri: str, run) -> RunModel:
     """Download and check the run's model; raise :class:`NoModelError` if it has none."""
     import mlflow
 
+    from bpexp.tracking.model import using_store
+
     experiment = client.get_experiment(run.info.experiment_id)
     experiment_name = experiment.name if experiment is not None else run.info.experiment_id
     model_uri = logged_model_uri(run)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, using_store(tracking_uri):
         if model_uri:
-            local = _download(lambda: mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri, dst_path=tmp, tracking_uri=tracking_uri), f"the run's model {model_uri}")
+            local = _download(lambda: mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp),
+                              f"the run's model {model_uri}")
             model = load_model_folder(bpexp_artifact_dir(Path(local)))
             example = _logged_example(Path(local), model)
             if example is not None:
@@ -110,7 +112,7 @@ def load_run_model(client, tracking_uri: str, run) -> RunModel:
                                 model_uri)
         elif _has_folder(client, run.info.run_id):
             local = _download(lambda: mlflow.artifacts.download_artifacts(
-                run_id=run.info.run_id, artifact_path=FOLDER_ARTIFACT, dst_path=tmp, tracking_uri=tracking_uri),
+                run_id=run.info.run_id, artifact_path=FOLDER_ARTIFACT, dst_path=tmp),
                 f"the run's {FOLDER_ARTIFACT}/ folder")
             model = load_model_folder(local)
         else:

@@ -22,19 +22,39 @@ ARTIFACT_KEY = "bpexp_model"  # the pyfunc artifact holding the native model fol
 
 
 @contextlib.contextmanager
-def _tracking_uri(uri: str):
-    """MLflow's model logging reads the global tracking URI; set it only for the duration."""
-    import mlflow
+def using_store(uri: str):
+    """Make ``uri`` MLflow's tracking *and* registry URI for the duration, then restore both exactly.
 
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    Some MLflow paths ignore the URIs passed to them and read the global ones
+    (``Model.log``; resolving ``models:/...`` URIs in ``download_artifacts``), and
+    left unset those fall back to ``sqlite:///mlflow.db`` in the current directory.
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``, which would
+    leak into later calls and subprocesses, so the environment is restored too.
+    """
+    import os
+
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {k: os.environ.get(k) for k in env_keys}
+    saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
-        if previous is None:
-            mlflow.tracking._tracking_service.utils._tracking_uri = None
-        else:
-            mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(saved_tracking)
+        registry_utils._registry_uri = saved_registry
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_tracking_uri = using_store  # the name used before
 
 
 def input_example(model, X: np.ndarray, feature_names: list[str], n_rows: int = 5):
@@ -100,7 +120,7 @@ def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT_KEY
         model.save(folder)
-        with _tracking_uri(tracking_uri):
+        with using_store(tracking_uri):
             info = Model.log(artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run_id,
                              model_id=logged.model_id, **_pyfunc_options(folder, model, example))
     return info.model_uri

@@ -17,7 +17,7 @@ from bpexp.export import (
     pick_best_run,
     register_model,
 )
-from bpexp.tracking.model import _tracking_uri
+from bpexp.tracking.model import using_store
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,7 @@ def test_register_alias_and_load_by_alias(store):
     assert uri == "models:/digits-e2e@champion"
     assert np.array_equal(bpexp.load_model(uri, tracking_uri=store.uri).params, store.digits_a.model.params)
     X = _rows(store.digits_a, 10)
-    with _tracking_uri(store.uri):
+    with using_store(store.uri):
         pyfunc = mlflow.pyfunc.load_model(uri)
     import pandas as pd
 
