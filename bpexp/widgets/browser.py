@@ -130,8 +130,11 @@ def _deploy_label(c: RunsController, run_id: str) -> str:
 
 def _diff_html(c: RunsController, run_ids: list[str]) -> str:
     """The selected runs side by side: params that differ, then best validation values."""
+    from bpexp.widgets.runs import param_cell
+    from bpexp.widgets.tabledata import format_value
+
     diff = c.param_diff(run_ids)
-    rows = diff.rows + c.best_values(run_ids)
+    rows = [(k, [format_value(param_cell(v)) for v in values]) for k, values in diff.rows] + c.best_values(run_ids)
     if len(run_ids) == 1:
         title = "Selected run"
     elif not diff.rows:

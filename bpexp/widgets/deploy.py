@@ -132,14 +132,14 @@ class DeployPanel(W.VBox):
         self.controller = controller
         self.outcome: DeployOutcome | None = None
         self.run = W.Dropdown(description="run", options=[], layout=W.Layout(width="420px"),
-                              style={"description_width": "40px"})
-        self.name = W.Text(value=name, description="model", style={"description_width": "40px"},
+                              style={"description_width": "48px"})
+        self.name = W.Text(value=name, description="model", style={"description_width": "48px"},
                            layout=W.Layout(width="260px"))
-        self.alias = W.Text(value="champion", description="alias", style={"description_width": "40px"},
+        self.alias = W.Text(value="champion", description="alias", style={"description_width": "48px"},
                             layout=W.Layout(width="180px"))
         self.register_button = W.Button(description="Register", icon="tag", button_style="success",
                                         tooltip="register the run's model and point the alias at it")
-        self.folder = W.Text(value=folder, description="folder", style={"description_width": "40px"},
+        self.folder = W.Text(value=folder, description="folder", style={"description_width": "48px"},
                              layout=W.Layout(width="340px"))
         self.force = W.Checkbox(value=False, description="overwrite", indent=False, layout=W.Layout(width="95px"))
         self.onnx = W.Checkbox(value=False, description="ONNX too", indent=False, layout=W.Layout(width="95px"))

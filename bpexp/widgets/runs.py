@@ -19,10 +19,12 @@ TRIAL_STATE_TAG = "bpexp.trial_state"
 #: Run states whose data can no longer change (their curves are cached).
 TERMINAL = {"FINISHED", "FAILED", "KILLED"}
 #: Metrics shown after the sort metric when runs have them (final and best values).
-TABLE_METRICS = ("test_accuracy", "test_f1", "test_r2", "test_mae", "final_val_accuracy", "final_val_f1",
-                 "final_val_r2", "best_val_accuracy", "best_val_r2", "best_val_loss", "best_epoch")
+TABLE_METRICS = ("test_accuracy", "test_r2", "test_mae", "final_val_accuracy", "final_val_r2", "best_val_accuracy",
+                 "best_val_r2", "best_val_loss", "best_epoch")
 #: At most this many param columns (varying params first); filter by any param still.
-MAX_PARAM_COLUMNS = 8
+MAX_PARAM_COLUMNS = 6
+#: Params that name or file a run rather than shape it: never columns, filters or differences.
+BOOKKEEPING = ("tracking.",)
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -119,7 +121,7 @@ class RunsController(TableSource):
         runs = self.runs
         self.sort_metric = self.metric or self._objective_metric() or default_sort_metric(runs)
         self.best_id = self._best(self.sort_metric)
-        present = {k for r in runs for k in r.data.params}
+        present = {k for r in runs for k in r.data.params if not k.startswith(BOOKKEEPING)}
         varying = {k for k in present if len({r.data.params.get(k) for r in runs}) > 1}
         params = [p for p in KEY_PARAMS if p in varying] + sorted(varying - set(KEY_PARAMS))
         params += [p for p in KEY_PARAMS if p in present and p not in varying]
@@ -153,9 +155,10 @@ class RunsController(TableSource):
                   "epochs": _number(tags.get("bpexp.epochs_run") or tags.get("bpexp.pruned_epoch"))}
         if TRIAL_NUMBER_TAG in tags:
             values["trial"] = _number(tags[TRIAL_NUMBER_TAG])
-        values.update({f"param:{p}": run.data.params.get(p) for p in params})
+        values.update({f"param:{p}": param_cell(run.data.params.get(p)) for p in params})
         values.update({f"metric:{m}": run.data.metrics.get(m) for m in metrics})
-        return Record(run.info.run_id, values, dict(run.data.params))
+        shaping = {k: v for k, v in run.data.params.items() if not k.startswith(BOOKKEEPING)}
+        return Record(run.info.run_id, values, shaping)
 
     def state(self, run_id: str) -> str:
         """The trial state for sweep trials (complete, pruned, fail), else the run status."""
@@ -253,7 +256,8 @@ class RunsController(TableSource):
         """The params whose values differ between the runs (missing counts as a value)."""
         from bpexp.tracking.queries import KEY_PARAMS
 
-        params = [self.by_id[i].data.params for i in run_ids]
+        params = [{k: v for k, v in self.by_id[i].data.params.items() if not k.startswith(BOOKKEEPING)}
+                  for i in run_ids]
         keys = {k for p in params for k in p}
         differ = [k for k in keys if len({p.get(k) for p in params}) > 1]
         differ.sort(key=lambda k: (k not in KEY_PARAMS, list(KEY_PARAMS).index(k) if k in KEY_PARAMS else 0, k))
@@ -275,6 +279,16 @@ def _unique_labels(runs) -> dict[str, str]:
     names = [r.info.run_name or r.info.run_id[:8] for r in runs]
     dupes = {n for n, count in Counter(names).items() if count > 1}
     return {r.info.run_id: f"{n} ({r.info.run_id[:6]})" if n in dupes else n for r, n in zip(runs, names)}
+
+
+def param_cell(text: str | None):
+    """A numeric param as a number (the table shows 0.0028, not 0.0028100820517225756); others as text."""
+    if text is None:
+        return None
+    try:
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text
 
 
 def _number(text: str | None) -> int | float | None:

@@ -95,7 +95,7 @@ class TableView(W.VBox):
 
     def render(self) -> Table:
         """Recompute the visible rows from the controls and redraw them."""
-        param = self.param.value
+        param = self.param.value or None
         value = self.value.value if param is not None and self.value.value != _ANY else None
         self.table = table = self.source.table(sort=self.sort.value, descending=self.order.value,
                                                text=self.search.value, param=param, value=value)
@@ -120,8 +120,9 @@ class TableView(W.VBox):
         try:
             params = self.source.filter_params()
             current = self.param.value
-            self.param.options = [("filter by param…", None), *params]
-            self.param.value = current if current in [p for _, p in params] else None
+            # "" rather than None: a None value shows as an empty dropdown instead of its label
+            self.param.options = [("filter by param…", ""), *params]
+            self.param.value = current if current in [p for _, p in params] else ""
             sorts = [(c.title, c.key) for c in self.source.columns]
             current = self.sort.value
             self.sort.options = sorts
@@ -134,7 +135,7 @@ class TableView(W.VBox):
             self._muted = False
 
     def _fill_values(self) -> None:
-        param = self.param.value
+        param = self.param.value or None
         values = self.source.param_values(param) if param is not None else []
         current = self.value.value
         self.value.options = [_ANY, *values]
@@ -197,7 +198,8 @@ class TableView(W.VBox):
                ]
         if table.best_id in table.ids:
             nth = table.ids.index(table.best_id) + 1
-            css.append(f"{scope} select option:nth-child({nth}) {{ background: #e3f4e1; font-weight: bold; }}")
+            # text colour, not background: the browser's selection background must stay visible
+            css.append(f"{scope} select option:nth-child({nth}) {{ color: #1b5e20; font-weight: bold; }}")
         return "<style>" + "\n".join(css) + "</style>"
 
     def __repr__(self) -> str:

@@ -132,10 +132,12 @@ class StudyController(TableSource):
         """
         if name not in PLOTS:
             raise InvalidInputError(f"unknown plot {name!r}; plots: {list(PLOTS)}")
+        import matplotlib
         import optuna.visualization.matplotlib as ovm
         from optuna.exceptions import ExperimentalWarning
 
-        with warnings.catch_warnings():
+        # optuna's plots switch the global matplotlib style to ggplot: keep it to these figures
+        with warnings.catch_warnings(), matplotlib.rc_context():
             warnings.simplefilter("ignore", ExperimentalWarning)
             warnings.simplefilter("ignore", UserWarning)  # matplotlib's "no artists for the legend" on empty plots
             try:
