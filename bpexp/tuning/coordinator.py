@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import time
 from dataclasses import replace
@@ -258,7 +259,7 @@ def _log_sweep_params(client, run_id: str, sw: Sweep, metric: str, direction: st
 def _run_processes(specs, slots, bar, study, client, setup, notes) -> bool:
     """Start one process per spec and watch them; True if interrupted (Ctrl-C or a worker's SIGINT)."""
     ctx = mp.get_context("spawn")  # fork would copy MLflow's and Optuna's open connections and locks
-    procs = [ctx.Process(target=worker_main, args=(spec, slots), name=f"bpexp-sweep-worker-{spec.index}")
+    procs = [ctx.Process(target=worker_main, args=(pickle.dumps(spec), slots), name=f"bpexp-sweep-worker-{spec.index}")
              for spec in specs]
     host = os.uname().nodename
     interrupted = False
@@ -324,7 +325,7 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(WORKER_ATTR) != worker:
             continue
-        run = find_trial_run(client, setup.experiment_id, setup.study_name, trial.number)
+        run = find_trial_run(client, setup, trial.number)
         try:
             if run is not None:
                 storage.set_trial_user_attr(trial._trial_id, RUN_ID_ATTR, run.info.run_id)

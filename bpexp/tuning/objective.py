@@ -73,11 +73,17 @@ def trial_tags(study_name: str, number: int, state: str) -> dict[str, str]:
     return {"bpexp.study": study_name, "bpexp.trial_number": str(number), STATE_TAG: state}
 
 
-def find_trial_run(client, experiment_id: str, study_name: str, number: int):
-    """The MLflow run of trial ``number`` (by its tags), or None."""
+def study_filter(study_name: str, parent_run_id: str) -> str:
+    """MLflow filter for a study's trial runs (the parent run id tells apart same-named studies)."""
     name = study_name.replace("'", "\\'")
-    runs = client.search_runs([experiment_id], max_results=5,
-                              filter_string=f"tags.`bpexp.study` = '{name}' AND tags.`bpexp.trial_number` = '{number}'")
+    return f"tags.`bpexp.study` = '{name}' AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
+
+
+def find_trial_run(client, setup, number: int):
+    """The MLflow run of trial ``number`` of ``setup``'s study (by its tags), or None."""
+    runs = client.search_runs([setup.experiment_id], max_results=5,
+                              filter_string=study_filter(setup.study_name, setup.parent_run_id)
+                              + f" AND tags.`bpexp.trial_number` = '{number}'")
     return runs[0] if runs else None
 
 
@@ -168,7 +174,7 @@ class Objective:
         """The runner ended the run FAILED (or KILLED on Ctrl-C): tag it and link it to the trial."""
         s = self.setup
         try:
-            found = find_trial_run(self.client, s.experiment_id, s.study_name, trial.number)
+            found = find_trial_run(self.client, s, trial.number)
             if found is None:
                 return  # failed before a run existed (nothing to mark in MLflow)
             trial.set_user_attr(RUN_ID_ATTR, found.info.run_id)

@@ -21,7 +21,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from bpexp.tuning.objective import RUN_ID_ATTR, STATE_TAG
+from bpexp.tuning.objective import RUN_ID_ATTR, STATE_TAG, study_filter
 
 PLOTS = {
     "optimization_history": "plot_optimization_history",
@@ -31,14 +31,14 @@ PLOTS = {
 }
 
 
-def study_runs(client, experiment_id: str, study_name: str) -> dict[int, list]:
-    """Trial number -> the MLflow runs tagged with it (there should be exactly one each)."""
-    name = study_name.replace("'", "\\'")
+def study_runs(client, setup) -> dict[int, list]:
+    """Trial number -> the MLflow runs of that trial (there should be exactly one each)."""
     by_number: dict[int, list] = {}
     token = None
     while True:
-        page = client.search_runs([experiment_id], filter_string=f"tags.`bpexp.study` = '{name}'", max_results=1000,
-                                  page_token=token)
+        page = client.search_runs([setup.experiment_id], filter_string=study_filter(setup.study_name,
+                                                                                    setup.parent_run_id),
+                                  max_results=1000, page_token=token)
         for run in page:
             number = run.data.tags.get("bpexp.trial_number")
             if number is not None:
@@ -58,7 +58,7 @@ def reconcile(study: optuna.Study, client, setup) -> list[str]:
     from mlflow.entities import RunTag
 
     notes = []
-    runs = study_runs(client, setup.experiment_id, setup.study_name)
+    runs = study_runs(client, setup)
     for trial in study.get_trials(deepcopy=False):
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
             continue
@@ -163,18 +163,19 @@ def log_study_plots(study: optuna.Study, client, parent_run_id: str) -> tuple[li
             continue
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # ExperimentalWarning on every matplotlib plot
-                axes = getattr(ovm, func)(study)
-            figure = _figure_of(axes)
-            if not figure.axes or not any(ax.has_data() for ax in figure.axes):
-                skipped[name] = "nothing to draw yet"
-                plt.close(figure)
-                continue
-            artifact = f"plots/{name}.png"
-            try:
-                client.log_figure(parent_run_id, figure, artifact)
-            finally:
-                plt.close(figure)
+                # Optuna warns ExperimentalWarning on every matplotlib plot, matplotlib that a
+                # long parallel-coordinates legend does not fit a tight layout: neither helps anyone.
+                warnings.simplefilter("ignore")
+                figure = _figure_of(getattr(ovm, func)(study))
+                if not any(ax.has_data() for ax in figure.axes):
+                    skipped[name] = "nothing to draw yet"
+                    plt.close(figure)
+                    continue
+                artifact = f"plots/{name}.png"
+                try:
+                    client.log_figure(parent_run_id, figure, artifact)
+                finally:
+                    plt.close(figure)
             logged.append(artifact)
         except Exception as exc:  # noqa: BLE001 - a plot Optuna cannot draw is reported, not fatal
             skipped[name] = f"{type(exc).__name__}: {exc}"

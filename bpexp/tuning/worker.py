@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -100,13 +101,15 @@ class WorkerSpec:
     deadline: float | None  # time.time() after which no trial starts
 
 
-def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None) -> bool:
+def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None, guard: InterruptGuard | None = None) -> bool:
     """Run trials until the slots, the deadline or a stop run out; True unless interrupted.
 
     Parameters
     ----------
     on_trial_end : callable, optional
         Called with no arguments after each trial (the in-process progress line).
+    guard : InterruptGuard, optional
+        Already installed (a worker process installs it first thing); else installed here.
     """
     import optuna
 
@@ -114,6 +117,7 @@ def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None) -> bool:
     from bpexp.tuning.space import make_pruner, make_sampler
     from bpexp.tuning.storage import open_storage, worker_label
 
+    guard = guard or InterruptGuard(slots).install()
     setup = spec.setup
     study_cfg = setup.sweep.config.study
     quiet_optuna()
@@ -122,7 +126,6 @@ def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None) -> bool:
     sampler = make_sampler(setup.sweep.config.sampler, spec.seed)
     study = optuna.load_study(study_name=setup.study_name, storage=storage, sampler=sampler,
                               pruner=make_pruner(setup.sweep))
-    guard = InterruptGuard(slots).install()
     objective = Objective(setup, guard, worker=worker_label())
     try:
         while not slots.stopped:
@@ -144,13 +147,22 @@ def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None) -> bool:
     return not guard.signalled
 
 
-def worker_main(spec: WorkerSpec, slots: Slots) -> None:
-    """Entry point of a spawned worker process; exit code 130 when interrupted."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from bpexp.cli.common import quiet_mlflow_logs
+def worker_main(spec_bytes: bytes, slots: Slots) -> None:
+    """Entry point of a spawned worker process; exit code 130 when interrupted.
 
-    quiet_mlflow_logs()
-    ok = run_worker(spec, slots)
+    The spec arrives pickled and is unpickled only after the Ctrl-C guard is in
+    place (unpickling imports Optuna and MLflow, which takes a while).
+    """
+    # First thing: a Ctrl-C while this process still imports and replays the storage only stops it.
+    guard = InterruptGuard(slots).install()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        from bpexp.cli.common import quiet_mlflow_logs
+
+        quiet_mlflow_logs()
+        ok = run_worker(pickle.loads(spec_bytes), slots, guard=guard)
+    except KeyboardInterrupt:
+        ok = False
     sys.stdout.flush()
     if not ok:
         sys.exit(EXIT_INTERRUPTED)
