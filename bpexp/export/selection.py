@@ -76,7 +76,7 @@ def _candidates(client, experiment: str | None, study: str | None):
     if not runs:
         raise RunNotFoundError(f"no finished runs in {where}")
     parents = {r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags}
-    kept = [r for r in runs if r.info.run_id not in parents
+    kept = [r for r in runs if r.info.run_id not in parents and r.data.tags.get("bpexp.role") != "sweep"
             and r.data.tags.get(TRIAL_STATE_TAG, "COMPLETE") == "COMPLETE"]
     notes = []
     if len(kept) < len(runs):
@@ -89,14 +89,25 @@ def _search(client, ids, filter_string):
                               order_by=["attributes.start_time DESC"])
 
 
+def _age_key(run):
+    """Oldest first: trial number for sweep trials, else start time."""
+    number = run.data.tags.get(TRIAL_NUMBER_TAG)
+    return (0, int(number), 0) if number is not None and number.isdigit() else (1, 0, run.info.start_time or 0)
+
+
 def pick_best(runs, metric: str, higher: bool):
-    """The best run of ``runs`` by ``metric`` (finite values only): ``(run, n_with_metric)``."""
-    have = [r for r in runs if metric in r.data.metrics and math.isfinite(r.data.metrics[metric])]
+    """The best run of ``runs`` by ``metric`` (finite values only): ``(run, n_with_metric, n_tied)``.
+
+    Ties go to the earliest run (the lowest trial number in a study), as Optuna's
+    ``best_trial`` does, so ``bpexp export --best`` and the sweep summary agree.
+    """
+    have = sorted((r for r in runs if metric in r.data.metrics and math.isfinite(r.data.metrics[metric])),
+                  key=_age_key)
     if not have:
-        return None, 0
-    # Newest first from the search, and max()/min() keep the first of equals: ties go to the newest run.
-    pick = (max if higher else min)(have, key=lambda r: r.data.metrics[metric])
-    return pick, len(have)
+        return None, 0, 0
+    pick = (max if higher else min)(have, key=lambda r: r.data.metrics[metric])  # first of equals: the earliest
+    tied = sum(r.data.metrics[metric] == pick.data.metrics[metric] for r in have)
+    return pick, len(have), tied
 
 
 def pick_best_run(metric: str, *, experiment: str | None = None, study: str | None = None,
@@ -136,7 +147,7 @@ def pick_best_run(metric: str, *, experiment: str | None = None, study: str | No
     higher, why = metric_direction(metric, direction)
     client = connect(resolve_tracking_uri(tracking_uri))
     runs, scope, notes = _candidates(client, experiment, study)
-    best, n_have = pick_best(runs, metric, higher)
+    best, n_have, n_tied = pick_best(runs, metric, higher)
     if best is None:
         known = sorted({k for r in runs for k in r.data.metrics if not k.startswith(("grad_", "weight_"))})
         raise RunNotFoundError(
@@ -144,6 +155,8 @@ def pick_best_run(metric: str, *, experiment: str | None = None, study: str | No
         )
     if n_have < len(runs):
         notes.append(f"{len(runs) - n_have} without {metric} skipped")
+    if n_tied > 1:
+        notes.append(f"{n_tied} tie at that value; the earliest wins")
     name = f" ({best.info.run_name})" if best.info.run_name else ""
     trial = best.data.tags.get(TRIAL_NUMBER_TAG)
     trial_text = f", trial {trial}" if study and trial is not None else ""

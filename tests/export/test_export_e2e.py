@@ -226,3 +226,20 @@ def test_damaged_model_in_the_store_is_refused(store, tmp_path):
             export_run(trial.run_id, tmp_path / "out", tracking_uri=store.uri)
     finally:
         weights.write_bytes(saved)
+
+
+def test_ties_go_to_the_earliest_run_like_optunas_best_trial():
+    from types import SimpleNamespace
+
+    from bpexp.export.selection import pick_best
+
+    def run(run_id, value, start, trial=None):
+        tags = {} if trial is None else {"bpexp.trial_number": str(trial)}
+        return SimpleNamespace(info=SimpleNamespace(run_id=run_id, start_time=start),
+                               data=SimpleNamespace(metrics={"m": value}, tags=tags))
+
+    newest_first = [run("c", 0.9, 30, trial=10), run("b", 0.9, 20, trial=2), run("a", 0.8, 10, trial=1)]
+    best, n, tied = pick_best(newest_first, "m", higher=True)
+    assert (best.info.run_id, n, tied) == ("b", 3, 2)  # trial 2 before trial 10 (numbers, not strings)
+    best, _, _ = pick_best([run("y", 0.5, 20), run("x", 0.5, 10), run("z", float("nan"), 5)], "m", higher=False)
+    assert best.info.run_id == "x"  # the earliest start; NaN never wins
