@@ -107,7 +107,7 @@ def _panel_title(panel: tuple[str, ...]) -> str:
     return ", ".join(f"{key} ({style})" for key, style in zip(panel, styles))
 
 
-def figure_png(figure, dpi: int = 90) -> bytes:
+def figure_png(figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (for ``ipywidgets.Image`` and other non-inline displays)."""
     import io
 

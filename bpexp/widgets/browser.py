@@ -9,7 +9,7 @@ import ipywidgets as W
 
 from bpexp.widgets.deploy import DeployController, DeployPanel
 from bpexp.widgets.runs import RunsController
-from bpexp.widgets.table import TableView
+from bpexp.widgets.table import TableView, png_image
 
 
 class RunBrowser(W.VBox):
@@ -58,7 +58,7 @@ class RunBrowser(W.VBox):
         self.controller = RunsController(experiment=experiment, study=study, tracking_uri=tracking_uri,
                                          metric=metric)
         self.table = TableView(self.controller, rows=rows, noun="runs")
-        self.curves = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.curves = png_image()
         self.curves_note = W.HTML("<i>Select runs (Ctrl/Shift-click) to compare their learning curves.</i>")
         self.diff = W.HTML()
         name = _model_name(study or experiment or "bpexp")

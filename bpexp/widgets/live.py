@@ -68,6 +68,7 @@ class LiveCurves(Callback):
         import ipywidgets as W
 
         from bpexp.plots import _figure
+        from bpexp.widgets.table import png_image
 
         self.curves, self.draws, self._draw_seconds = {}, 0, 0.0
         self._last_draw = None
@@ -76,7 +77,7 @@ class LiveCurves(Callback):
         self.progress = W.IntProgress(value=0, min=0, max=max(int(trainer.epochs), 1), bar_style="info",
                                       layout=W.Layout(width="360px"))
         self.label = W.HTML(f"epoch 0/{trainer.epochs}")
-        self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.image = png_image()
         self.box = W.VBox([W.HBox([self.progress, self.label]), self.image])
         if self.display:
             from IPython.display import display

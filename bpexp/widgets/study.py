@@ -7,7 +7,7 @@ import html
 import ipywidgets as W
 
 from bpexp.errors import BpexpError
-from bpexp.widgets.table import TableView
+from bpexp.widgets.table import TableView, png_image
 from bpexp.widgets.trials import PLOTS, StudyController
 
 
@@ -34,11 +34,11 @@ class StudyView(W.VBox):
 
     def __init__(self, study, tracking_uri: str | None = None, rows: int = 10):
         self.controller = c = StudyController(study, tracking_uri=tracking_uri)
-        self.images = {name: W.Image(format="png", layout=W.Layout(max_width="100%")) for name in PLOTS}
+        self.images = {name: png_image() for name in PLOTS}
         self.notes = {name: W.HTML() for name in PLOTS}
         self._drawn: set[str] = set()
         self.trials = TableView(c, rows=rows, noun="trials")
-        self.curves = W.Image(format="png", layout=W.Layout(max_width="100%", display="none"))
+        self.curves = png_image(display="none")
         self.curves_note = W.HTML("<i>Select trials to see the learning curves of their runs.</i>")
         pages = [W.VBox([self.notes[n], self.images[n]]) for n in PLOTS]
         pages.append(W.VBox([self.trials, self.curves_note, self.curves]))
@@ -64,7 +64,7 @@ class StudyView(W.VBox):
         best = ""
         if c.best_id is not None:
             t = c.by_number[c.best_id]
-            params = ", ".join(f"{k}={v}" for k, v in t.params.items())
+            params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
             best = f" · best: trial {t.number}, value {t.value:.4g} ({html.escape(params)})"
         self.summary.value = (f"<b>Study {html.escape(c.name)}</b>: {len(c.trials)} trials"
                               f"{' (' + counts + ')' if counts else ''}{best}")

@@ -18,6 +18,13 @@ _ids = itertools.count(1)
 _ANY = "any value"
 
 
+def png_image(**layout) -> W.Image:
+    """An Image widget for a matplotlib PNG, shown at its own size (never stretched to the
+    container's width, as a flex box would) and shrunk only when the page is narrower."""
+    return W.Image(format="png", layout=W.Layout(max_width="100%", width="auto", height="auto",
+                                                 align_self="flex-start", **layout))
+
+
 class TableView(W.VBox):
     """Filter box, param/value filter, sort column and direction, refresh, and the rows.
 

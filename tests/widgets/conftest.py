@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import services
-from widget_stores import log_run, params
+from widget_stores import CONFIG, log_run, params
 
-CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "digits.yaml"
 #: Bump when the shape of the cached 500-run store changes.
 BIG_STORE_VERSION = "1"
 

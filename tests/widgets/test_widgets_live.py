@@ -101,3 +101,12 @@ def test_in_a_kernel_the_saved_notebook_keeps_only_the_final_plot(tmp_path):
     assert "application/vnd.jupyter.widget-view+json" not in displays[0].data  # the widget is gone
     streams = "".join(o.text for o in outputs if o.output_type == "stream")
     assert streams.strip() == "30"
+
+
+def test_run_live_adds_live_curves_and_prints_nothing_outside_a_notebook(mlflow_sqlite_uri, capsys):
+    from widget_stores import CONFIG
+
+    result = bpexp.run(CONFIG, tracking_uri=mlflow_sqlite_uri, live=True, progress=False, log_plots=False,
+                       log_model=None, training__epochs=3)
+    assert len(result.history) == 3
+    assert capsys.readouterr().out == ""

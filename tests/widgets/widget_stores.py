@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
+
+CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "digits.yaml"
 
 
 def log_run(client, experiment_id: str, name: str, params: dict, *, epochs: int = 10, best: float = 0.9,
