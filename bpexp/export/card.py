@@ -140,8 +140,11 @@ def _usage_section(result, model) -> list[str]:
               "Request bodies: `{\"dataframe_split\": {\"columns\": [...], \"data\": [[...], ...]}}`, "
               "`{\"inputs\": {\"<column>\": [values...], ...}}`, or CSV with a header row "
               "(`Content-Type: text/csv`). Add `\"params\": {\"proba\": true}` to a JSON body for probabilities. "
-              "Bad input (a missing column, a value that is not a number, NaN) is answered with HTTP 400 and a "
-              "message naming the column and row.", ""]
+              "Bad input is answered with HTTP 400 and a message naming the problem: a missing column by name, "
+              "NaN by row and column, a value that is not a number by column (in a CSV body, by the value). "
+              "Columns the model does not know are ignored by MLflow's schema check.", "",
+              "In process, `pyfunc.predict` wants float columns (MLflow's schema check refuses to cast int64 to "
+              "double); `bpexp.load_model` and `bpexp predict` take any numbers.", ""]
     if result.onnx_path:
         out = "probabilities" if proba else "predictions"
         lines += ["ONNX Runtime:", "", "```python", "import numpy as np, onnxruntime as ort",
