@@ -90,17 +90,31 @@ class ExportResult:
 
 
 def check_target(out: Path, force: bool) -> None:
-    """Refuse a target that is a file, or a non-empty folder without ``force``."""
+    """Refuse a target that is a file, or a non-empty folder without ``force``.
+
+    Even with ``force``, a folder that is not an earlier export (no ``MLmodel``) but
+    holds entries an export would replace (``README.md``, ``code/``...) is refused:
+    ``--out . --force`` in a project must not delete the project's README.
+    """
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} is a file; give a directory for the export")
-    if out.is_dir() and not force:
-        entries = sorted(p.name for p in out.iterdir())
-        if entries:
-            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-            raise ExportError(
-                f"--out {out} is not empty ({len(entries)} entries: {shown}); pass --force (force=True) to "
-                f"replace an earlier export there"
-            )
+    if not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    if not force:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ExportError(
+            f"--out {out} is not empty ({len(entries)} entries: {shown}); pass --force (force=True) to "
+            f"replace an earlier export there"
+        )
+    clashes = [name for name in EXPORT_ENTRIES if name in entries]
+    if clashes and "MLmodel" not in entries:
+        raise ExportError(
+            f"--out {out} is not an earlier export (it has no MLmodel) but holds {clashes}, which an export "
+            f"would overwrite; refusing even with --force: choose a new or empty folder"
+        )
 
 
 def _place(staged: Path, out: Path) -> None:

@@ -196,6 +196,15 @@ def test_out_must_be_empty_unless_force(store, tmp_path):
     assert not (out / "model.onnx").exists()  # the earlier export's ONNX file is gone, not stale
     assert (out / "notes.txt").read_text() == "mine"  # files that are not part of an export are kept
     assert result.onnx_path is None
+    project = tmp_path / "project"  # not an export: --force must not delete its README
+    project.mkdir()
+    (project / "README.md").write_text("my project")
+    with pytest.raises(ExportError, match=r"is not an earlier export \(it has no MLmodel\) but holds \['README.md'\]"):
+        export_run(store.digits_a.run_id, project, tracking_uri=store.uri, force=True)
+    assert (project / "README.md").read_text() == "my project"
+    (project / "README.md").rename(project / "notes.md")
+    export_run(store.digits_a.run_id, project, tracking_uri=store.uri, force=True)  # nothing to overwrite: fine
+    assert (project / "notes.md").is_file() and (project / "MLmodel").is_file()
     (tmp_path / "file").write_text("x")
     with pytest.raises(ExportError, match="is a file; give a directory"):
         export_run(store.digits_a.run_id, tmp_path / "file", tracking_uri=store.uri)
