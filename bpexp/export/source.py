@@ -5,7 +5,8 @@ A run holds its model in one of two ways (see :func:`bpexp.runner.run`):
 * an MLflow pyfunc model (tag ``bpexp.model_uri``), whose ``artifacts/bpexp_model``
   is the native folder and whose ``input_example.json`` gives the example rows;
 * only the native folder under the run's ``bpexp_model/`` artifacts (sweep trials),
-  in which case the example rows are rebuilt from the run's ``config.yaml``.
+  in which case the example rows come from an ``input_example.json`` in that
+  folder if the runner wrote one, else are rebuilt from the run's ``config.yaml``.
 
 Either way the native folder is read with :func:`~bpexp.nn.serialization.load_model_folder`
 (``allow_pickle=False``, every array checked), never by unpickling anything.
@@ -26,6 +27,7 @@ from bpexp.nn.serialization import MODEL_JSON, load_model_folder
 
 FOLDER_ARTIFACT = "bpexp_model"  # where runs logged with log_model="folder" keep the native folder
 MODEL_URI_TAG = "bpexp.model_uri"
+EXAMPLE_JSON = "input_example.json"  # optional, in a run's bpexp_model/ folder: example rows with feature names
 _log = logging.getLogger(__name__)
 
 
@@ -115,6 +117,9 @@ def load_run_model(client, tracking_uri: str, run) -> RunModel:
                 run_id=run.info.run_id, artifact_path=FOLDER_ARTIFACT, dst_path=tmp),
                 f"the run's {FOLDER_ARTIFACT}/ folder")
             model = load_model_folder(local)
+            example = _folder_example(Path(local), model)
+            if example is not None:
+                return RunModel(run, experiment_name, model, example, "the input example saved with the run's folder")
         else:
             raise NoModelError(
                 f"{describe_run(run)} has no model to export: it logged neither an MLflow model "
@@ -156,6 +161,21 @@ def _logged_example(model_dir: Path, model):
     if example is None or getattr(example, "shape", (0, 0))[1] != model.n_inputs:
         return None
     return example
+
+
+def _folder_example(folder: Path, model):
+    """``input_example.json`` (pandas "split" orient) next to ``model.json``, if a runner wrote one."""
+    path = folder / EXAMPLE_JSON
+    if not path.is_file():
+        return None
+    try:
+        import pandas as pd
+
+        example = pd.read_json(path, orient="split").astype("float64")
+    except (ValueError, TypeError) as exc:
+        _log.debug("unreadable %s: %s", path, exc)
+        return None
+    return example if example.shape[1] == model.n_inputs and len(example) else None
 
 
 def example_from_config(client, tracking_uri: str, run, model):

@@ -252,3 +252,26 @@ def test_ties_go_to_the_earliest_run_like_optunas_best_trial():
     assert (best.info.run_id, n, tied) == ("b", 3, 2)  # trial 2 before trial 10 (numbers, not strings)
     best, _, _ = pick_best([run("y", 0.5, 20), run("x", 0.5, 10), run("z", float("nan"), 5)], "m", higher=False)
     assert best.info.run_id == "x"  # the earliest start; NaN never wins
+
+
+def test_folder_with_its_own_input_example(store, tmp_path):
+    """A run whose bpexp_model/ folder carries input_example.json: its rows and names are used as they are."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store.uri)
+    exp = client.get_experiment_by_name("exp-handmade") or client.get_experiment(
+        client.create_experiment("exp-handmade", artifact_location=(store.root / "artifacts" / "hand").as_uri()))
+    run = client.create_run(exp.experiment_id, run_name="handmade")
+    model = store.trials[0].model
+    folder = tmp_path / "bpexp_model"
+    model.save(folder)
+    rows = pd.DataFrame(store.trials[0].dataset.X[:3], columns=["left", "right"])
+    rows.to_json(folder / "input_example.json", orient="split")
+    client.log_artifacts(run.info.run_id, str(folder), "bpexp_model")
+    client.set_terminated(run.info.run_id)
+
+    result = export_run(run.info.run_id, tmp_path / "out", tracking_uri=store.uri)
+    assert result.feature_names == ["left", "right"] and not result.warnings
+    served = json.loads((result.path / "serving_input_example.json").read_text())["dataframe_split"]
+    assert served["columns"] == ["left", "right"] and np.allclose(served["data"], rows.to_numpy())
