@@ -119,3 +119,33 @@ def test_deploy_errors_are_readable_messages_in_the_panel(browser):
     assert o.ok is False and o.message.startswith("Register failed:")
     assert "Traceback" not in b.deploy.result.value and "✘" in b.deploy.result.value
     assert not b.deploy.register_button.disabled  # usable again after a failure
+
+
+@pytest.mark.slow
+def test_500_runs_are_one_fluid_widget(big_store_uri):
+    import time
+
+    t0 = time.perf_counter()
+    b = RunBrowser(experiment="big", tracking_uri=big_store_uri)
+    built = time.perf_counter() - t0
+    assert len(b.table.rows.options) == 500  # one list widget, one option per run
+    t0 = time.perf_counter()
+    b.table.search.value = "run-4"
+    b.table.sort.value = "param:optimizer.lr"
+    b.table.param.value = "model.hidden"
+    b.table.value.value = "[64]"
+    b.select([i for _, i in b.table.rows.options][:3])
+    per_action = (time.perf_counter() - t0) / 5
+    assert len(b.selected) == 3 and bytes(b.curves.value).startswith(PNG)
+    print(f"500 runs: RunBrowser built in {built:.2f} s, {per_action * 1000:.0f} ms per filter/sort/select")
+    assert built < 20 and per_action < 5  # generous for a shared 2-core machine; typical 1.5 s and 0.1 s
+
+
+def test_import_bpexp_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, bpexp, bpexp.widgets; heavy = [m for m in ('ipywidgets', 'mlflow', 'optuna', 'matplotlib') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
