@@ -92,18 +92,14 @@ def load_local(path) -> tuple[object, list[str] | None]:
     path = Path(path)
     if not path.exists():
         raise ModelFormatError(
-            f"{path} does not exist (expected a model folder, an exported model directory, or a "
-            f"models:/ or runs:/ URI)"
+            f"{path} is not a model folder (no such directory; expected a model folder, an exported model "
+            f"directory, or a models:/ or runs:/ URI)"
         )
-    if (path / MODEL_JSON).exists():
-        return load_model_folder(path), None
-    if (path / MLMODEL).exists():
+    if (path / MLMODEL).exists() and not (path / MODEL_JSON).exists():
         meta = read_mlmodel(path)
         return load_model_folder(bpexp_artifact_dir(path, meta)), signature_feature_names(meta)
-    raise ModelFormatError(
-        f"{path} is neither a bpexp model folder ({MODEL_JSON} + weights.npz) nor an MLflow model "
-        f"directory ({MLMODEL})"
-    )
+    # Anything else is taken for a model folder: its loader says which file is missing or damaged.
+    return load_model_folder(path), None
 
 
 def download(uri: str, dst: str, tracking_uri: str | None = None) -> Path:

@@ -155,6 +155,8 @@ def _logged_example(model_dir: Path, model):
         from mlflow.models import Model
 
         example = Model.load(str(model_dir)).load_input_example(str(model_dir))
+        # Whole numbers read back from JSON may come as int64; the signature must say double.
+        example = example.astype("float64") if example is not None else None
     except Exception as exc:  # noqa: BLE001 - fall back to rebuilding the example
         _log.debug("no usable input example in %s: %s", model_dir, exc)
         return None

@@ -172,4 +172,4 @@ def test_predict_proba_needs_a_classifier(store, tmp_path):
 def test_predict_missing_model(tmp_path):
     (tmp_path / "x.csv").write_text("a\n1\n")
     result = invoke("predict", str(tmp_path / "nope"), str(tmp_path / "x.csv"))
-    assert result.exit_code == 1 and "does not exist (expected a model folder" in result.output
+    assert result.exit_code == 1 and "is not a model folder (no such directory; expected" in result.output

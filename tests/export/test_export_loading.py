@@ -145,10 +145,11 @@ def test_mlflow_model_that_is_not_bpexp(export_copy):
 
 
 def test_not_a_model_at_all(tmp_path):
-    with pytest.raises(ModelFormatError, match=r"does not exist \(expected a model folder, an exported model"):
+    with pytest.raises(ModelFormatError, match=r"is not a model folder \(no such directory; expected a model "
+                                               r"folder, an exported model directory, or a models:/ or runs:/ URI"):
         bpexp.load_model(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelFormatError, match=r"is neither a bpexp model folder .* nor an MLflow model directory"):
+    with pytest.raises(ModelFormatError, match=r"model folder .*empty has no model.json"):
         bpexp.load_model(tmp_path / "empty")
 
 
