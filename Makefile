@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 export MLFLOW_DISABLE_TELEMETRY = true
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench notebooks install clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "bpexp needs Python 3.11+, found " + sys.version'
@@ -39,6 +39,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_epoch.py
+	$(PY) benchmarks/bench_tracking.py
+	$(PY) benchmarks/bench_sweep.py
+
+## make notebooks: re-run the notebooks and keep only the outputs nbval compares
+notebooks: $(STAMP)
+	$(PY) tests/notebooks/refresh_outputs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

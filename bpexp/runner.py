@@ -230,7 +230,7 @@ def run(
             tracked.log_dataset(dataset)
             tracked.log_text(_yaml(cfg), "config.yaml")
             all_callbacks = [tracked.callback(), *training_callbacks(cfg)]
-            if progress:
+            if progress and not live:  # the live view has its own progress bar
                 all_callbacks.append(ProgressBar(desc=tracked.run_name))
             if live:
                 from bpexp.widgets.live import LiveCurves
@@ -259,7 +259,7 @@ def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots) 
     test = {}
     if len(parts.y_test):
         test = {f"test_{k}": v for k, v in evaluate(model, parts.X_test, parts.y_test).items()}
-    summary = {**val, **test}
+    summary = {**val, **test, **_best_values(history)}
     if history.best_epoch is not None:
         summary["best_epoch"] = history.best_epoch
     tracked.log_metrics(summary, step=len(history))
@@ -279,6 +279,18 @@ def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots) 
         tracked.log_model_folder(model)
     return RunResult(tracked.run_id, model, history, test, val, cfg, tracked.tracking_uri,
                      tracked.experiment_id, model_uri, dataset)
+
+
+def _best_values(history: History) -> dict[str, float]:
+    """Best value over the epochs of val_loss and the main validation metric (``best_val_*``)."""
+    from bpexp.metrics import HIGHER_IS_BETTER
+
+    out = {}
+    for name in ("loss", "accuracy", "r2"):
+        values = [v for v in history[f"val_{name}"] if np.isfinite(v)]
+        if values:
+            out[f"best_val_{name}"] = max(values) if HIGHER_IS_BETTER[name] else min(values)
+    return out
 
 
 def _log_plots(tracked, dataset, parts, model, history) -> None:

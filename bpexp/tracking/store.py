@@ -25,12 +25,22 @@ class TrackingUnavailableError(BpexpError):
 
 
 def project_dir(config_path: str | Path | None = None) -> Path:
-    """The project a config belongs to: the folder holding its ``experiments/``, else the cwd."""
+    """The project folder, whose ``mlruns/`` is the default store.
+
+    For a config: the folder holding its ``experiments/``. Otherwise the current
+    directory or its nearest parent holding ``experiments/`` or ``mlruns/mlflow.db``,
+    so that notebooks in ``notebooks/`` and commands run from a subfolder use the
+    project's store; failing that, the current directory.
+    """
     if config_path is not None:
         parent = Path(config_path).resolve().parent
         if parent.name == "experiments":
             return parent.parent
-    return Path.cwd()
+    start = Path.cwd().resolve()
+    for d in (start, *start.parents):
+        if (d / "experiments").is_dir() or (d / STORE_DIR / DB_NAME).is_file():
+            return d
+    return start
 
 
 def default_tracking_uri(project: Path) -> str:
@@ -42,7 +52,7 @@ def resolve_tracking_uri(uri: str | None = None, project: Path | None = None) ->
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return default_tracking_uri(project or Path.cwd())
+    return default_tracking_uri(project or project_dir())
 
 
 def artifact_root(tracking_uri: str) -> str | None:

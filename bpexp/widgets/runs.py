@@ -6,9 +6,7 @@ draws what :class:`RunsController` computes, and tests drive it directly.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from bpexp.errors import InvalidInputError
 from bpexp.widgets.tabledata import Column, Record, TableSource
@@ -27,23 +25,11 @@ MAX_PARAM_COLUMNS = 6
 BOOKKEEPING = ("tracking.",)
 
 
-def find_project(start: Path | None = None) -> Path:
-    """The project folder: ``start`` (default cwd) or its nearest parent holding ``experiments/``
-    or ``mlruns/mlflow.db``, so notebooks in ``notebooks/`` use the project's store."""
-    start = (start or Path.cwd()).resolve()
-    for d in (start, *start.parents):
-        if (d / "experiments").is_dir() or (d / "mlruns" / "mlflow.db").is_file():
-            return d
-    return start
-
-
 def resolve_uri(tracking_uri: str | None = None) -> str:
     """``tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the project's embedded sqlite store."""
     from bpexp.tracking.store import resolve_tracking_uri
 
-    if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
-        return resolve_tracking_uri(tracking_uri)
-    return resolve_tracking_uri(None, find_project())
+    return resolve_tracking_uri(tracking_uri)
 
 
 @dataclass

@@ -155,3 +155,10 @@ def test_model_folder_only_option_logs_the_native_folder(project, write_config):
     assert {"bpexp_model/model.json", "bpexp_model/weights.npz"} <= files
     assert result.model_uri is None
     assert np.isfinite(result.model.params).all()
+
+
+def test_best_validation_values_are_summarised(moons, client_for):
+    result = moons[1]
+    metrics = client_for.get_run(result.run_id).data.metrics
+    assert metrics["best_val_loss"] == pytest.approx(min(result.history["val_loss"]))
+    assert metrics["best_val_accuracy"] == pytest.approx(max(result.history["val_accuracy"]))

@@ -8,7 +8,8 @@ import pytest
 from widget_stores import log_run, params
 
 from bpexp.errors import InvalidInputError
-from bpexp.widgets.runs import RunsController, find_project, resolve_uri
+from bpexp.tracking.store import project_dir
+from bpexp.widgets.runs import RunsController, resolve_uri
 
 
 def test_experiment_table_columns_and_best_first(small_store):
@@ -139,7 +140,7 @@ def test_default_store_is_the_project_one(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert find_project() == tmp_path
+    assert project_dir() == tmp_path
     assert resolve_uri() == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")
     assert resolve_uri() == "sqlite:////elsewhere/mlflow.db"
