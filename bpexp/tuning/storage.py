@@ -34,6 +34,7 @@ from bpexp.errors import BpexpError
 
 JOURNAL_NAME = "optuna-journal.log"
 HEARTBEAT_ATTR = "bpexp:heartbeat"
+SCHEMA_ATTEMPTS = 5
 
 
 class StorageUnavailableError(BpexpError):
@@ -104,10 +105,18 @@ def _open_rdb(url: str, heartbeat_interval: int, grace_period: int):
     if url.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.x
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                              grace_period=grace_period)
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since 2.x
+                    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                      heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+            except Exception as exc:
+                # Machines starting together on an empty database race to create Optuna's tables:
+                # the loser gets a unique/duplicate-table violation; the tables exist once the winner is done.
+                if type(exc).__name__ not in ("IntegrityError", "ProgrammingError") or attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
     except ImportError as exc:
         raise StorageUnavailableError(f"cannot open the Optuna storage {shown}: missing database driver "
                                       f"({exc.name or exc}); for PostgreSQL: pip install psycopg2-binary") from None
