@@ -20,7 +20,7 @@ STORAGE_HELP = ("Optuna storage: a journal file path or a database URL, e.g. pos
 @click.option("--study-name", help="Study to create or resume (default: study.name, else the file name).")
 @click.option("--tracking-uri", help=TRACKING_URI_HELP)
 @click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
-              help="Override a value of the sweep file, e.g. --set pruner.name=none (repeatable).")
+              help="Override a value of the sweep file, e.g. --set pruner=median (repeatable).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress line.")
 def sweep(config: str, n_trials: int | None, timeout: float | None, workers: int | None, storage: str | None,
           study_name: str | None, tracking_uri: str | None, sets: tuple[str, ...], no_progress: bool) -> None:

@@ -157,3 +157,8 @@ def test_sweep_with_inline_base_on_sqlite_storage(tmp_path, mlflow_sqlite_uri):
     assert len(runs) == 3
     if result.best_trial is not None:
         assert runs[0].data.metrics.get("final_val_f1") is not None
+    # n_trials 0: no count limit, the timeout ends it (no trial starts after it)
+    timed = bpexp.sweep(data, n_trials=0, timeout=1.0, storage=storage, tracking_uri=mlflow_sqlite_uri,
+                        progress=False, plots=False)
+    assert timed.n_added >= 1
+    assert len(open_study(storage, "inline").trials) == 3 + timed.n_added

@@ -1,0 +1,193 @@
+"""Sweeps: worker scaling, what the pruner saves, what tracking costs per trial, side by side in one run.
+
+1. **Workers** - ``bpexp sweep experiments/digits-sweep.yaml --n-trials 40`` with 1 and with
+   2 workers (the real CLI, fresh Optuna journal and MLflow sqlite store each time,
+   interleaved 1, 2, 1, 2, ...): wall time, and epochs trained per second (the two
+   sweeps sample differently, so the work differs a little). Target: >= 1.6x on 2 cores.
+2. **Pruning** - the same 40-trial sweep, 1 worker, same seed, default pruner
+   (hyperband) vs ``pruner: none``: total epochs trained and best validation
+   accuracy. Target: >= 40 % fewer epochs, best value within 0.5 percentage points.
+3. **Tracking cost per trial** - identical trials (same enqueued params, same seed,
+   pruner none), interleaved: the sweep's objective (a child MLflow run with params,
+   dataset, per-epoch metrics, model folder, tags) vs the same training and Optuna
+   reporting without MLflow. Target: <= 50 ms per trial.
+
+The machine is shared: absolute times drift, so medians and same-run ratios are printed.
+
+Run:  .venv/bin/python benchmarks/bench_sweep.py [--trials 40] [--reps 2] [--cost-trials 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BPEXP = str(Path(sys.executable).with_name("bpexp"))
+ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+ENV.pop("MLFLOW_TRACKING_URI", None)
+
+
+def fresh_store(root: Path, name: str) -> str:
+    """A new, already migrated sqlite store (migration time is not sweep time)."""
+    from bpexp.tracking import connect
+
+    uri = f"sqlite:///{root / name / 'mlflow.db'}"
+    connect(uri)
+    return uri
+
+
+def run_sweep(project: Path, root: Path, tag: str, trials: int, workers: int, *extra: str) -> dict:
+    """One CLI sweep on its own stores; wall time and the parent run's summary metrics."""
+    from mlflow import MlflowClient
+
+    uri = fresh_store(root, tag)
+    journal = root / f"{tag}.journal.log"
+    cmd = [BPEXP, "sweep", str(project / "experiments" / "digits-sweep.yaml"), "--n-trials", str(trials),
+           "--workers", str(workers), "--storage", str(journal), "--tracking-uri", uri, "--no-progress", *extra]
+    t = time.perf_counter()
+    done = subprocess.run(cmd, cwd=project, env=ENV, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        sys.exit(f"sweep failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("digits-sweep")
+    parent = [r for r in client.search_runs([exp.experiment_id]) if "bpexp.trial_number" not in r.data.tags][0]
+    m = parent.data.metrics
+    return {"wall": wall, "epochs": m["total_epochs"], "best": m["best_value"], "pruned": m["n_pruned"]}
+
+
+# ------------------------------------------------------------------------------ tracking cost
+def tracking_cost(project: Path, root: Path, n_trials: int) -> tuple[list[float], list[float]]:
+    """Per-trial seconds with and without MLflow for identical trials, interleaved."""
+    import optuna
+
+    from bpexp.config import load_sweep
+    from bpexp.tracking import connect, get_or_create_experiment
+    from bpexp.tuning.objective import Objective, TrialSetup
+    from bpexp.tuning.space import suggest
+    from bpexp.tuning.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep = load_sweep(project / "experiments" / "digits-sweep.yaml", {"pruner": "none"})
+    uri = fresh_store(root, "cost")
+    client = connect(uri)
+    exp_id = get_or_create_experiment(client, "cost", uri)
+    parent = client.create_run(exp_id, run_name="cost").info.run_id
+    sampled = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    params = []
+    for _ in range(n_trials):
+        t = sampled.ask()
+        suggest(t, sweep.space)
+        params.append(t.params)
+        sampled.tell(t, 0.0)
+
+    def study(name: str):
+        storage = open_storage(str(root / f"{name}.journal.log"))
+        s = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                pruner=optuna.pruners.NopPruner())
+        for p in params:
+            s.enqueue_trial(p)
+        return s
+
+    tracked, plain = study("tracked"), study("plain")
+    setup = TrialSetup(sweep, "val_accuracy", "maximize", uri, "cost", exp_id, parent, "", "tracked")
+    objective = Objective(setup)
+    untracked = UntrackedObjective(sweep)
+    objective(_warm_trial(optuna, sweep))  # first trial starts the metric writer and warms caches
+    with_t, without_t = [], []
+    for _ in range(n_trials):
+        for s, f, out in ((tracked, objective, with_t), (plain, untracked, without_t)):
+            t = time.perf_counter()
+            s.optimize(f, n_trials=1)
+            out.append(time.perf_counter() - t)
+    return with_t, without_t
+
+
+def _warm_trial(optuna, sweep):
+    s = optuna.create_study(direction="maximize")
+    return s.ask()
+
+
+class UntrackedObjective:
+    """The sweep objective's training and Optuna reporting, without MLflow."""
+
+    def __init__(self, sweep):
+        self.sweep = sweep
+
+    def __call__(self, trial) -> float:
+        from bpexp import evaluate, fit
+        from bpexp.config import load_experiment
+        from bpexp.runner import build_model, fit_options, load_data, training_callbacks
+        from bpexp.tuning.objective import PruningCallback
+        from bpexp.tuning.space import suggest
+
+        cfg, base = load_experiment(self.sweep.base_data, suggest(trial, self.sweep.space))
+        dataset, parts = load_data(cfg, base)
+        model = build_model(cfg, dataset)
+        callbacks = [*training_callbacks(cfg), PruningCallback(trial, "val_accuracy")]
+        fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val), callbacks=callbacks,
+            **fit_options(cfg))
+        return float(evaluate(model, parts.X_val, parts.y_val)["accuracy"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--reps", type=int, default=2, help="repetitions of each worker count")
+    parser.add_argument("--cost-trials", type=int, default=15)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+
+    root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    try:
+        project = root / "project"
+        shutil.copytree(REPO / "experiments", project / "experiments")
+        print(f"digits sweep, {args.trials} trials, {os.cpu_count()} cores; {args.reps} runs per worker count, "
+              "interleaved\n")
+        runs: dict[int, list[dict]] = {1: [], 2: []}
+        for rep in range(args.reps):
+            for workers in (1, 2):
+                r = run_sweep(project, root, f"w{workers}-{rep}", args.trials, workers)
+                runs[workers].append(r)
+                print(f"  {workers} worker(s), run {rep + 1}: {r['wall']:6.1f} s  {r['epochs']:5.0f} epochs  "
+                      f"{r['epochs'] / r['wall']:6.1f} epochs/s  best {r['best']:.4f}  pruned {r['pruned']:.0f}")
+        nopruner = run_sweep(project, root, "nopruner", args.trials, 1, "--set", "pruner=none")
+
+        one, two = runs[1], runs[2]
+        wall1, wall2 = statistics.median(r["wall"] for r in one), statistics.median(r["wall"] for r in two)
+        rate1 = statistics.median(r["epochs"] / r["wall"] for r in one)
+        rate2 = statistics.median(r["epochs"] / r["wall"] for r in two)
+        print("\n1. workers (medians)            1 worker    2 workers    speed-up   target")
+        print(f"   wall time                    {wall1:7.1f} s  {wall2:8.1f} s    {wall1 / wall2:5.2f}x    >= 1.6x")
+        print(f"   epochs per second            {rate1:9.1f}  {rate2:10.1f}    {rate2 / rate1:5.2f}x")
+
+        pruned = one[0]  # 1 worker, default pruner, same seed as the no-pruner run (deterministic)
+        saved = 1 - pruned["epochs"] / nopruner["epochs"]
+        gap = (nopruner["best"] - pruned["best"]) * 100
+        print("\n2. pruning (1 worker, seed 0)   hyperband   no pruner    change     target")
+        print(f"   epochs trained               {pruned['epochs']:9.0f}  {nopruner['epochs']:10.0f}    "
+              f"{-saved * 100:+5.1f} %    <= -40 %")
+        print(f"   best val_accuracy            {pruned['best']:9.4f}  {nopruner['best']:10.4f}    "
+              f"{-gap:+5.2f} pp   within 0.5 pp")
+
+        with_t, without_t = tracking_cost(project, root, args.cost_trials)
+        med_with, med_without = statistics.median(with_t), statistics.median(without_t)
+        paired = statistics.median(a - b for a, b in zip(with_t, without_t))
+        print(f"\n3. tracking cost per trial ({args.cost_trials} identical trial pairs, interleaved, medians)")
+        print(f"   with MLflow {med_with * 1000:7.1f} ms   without {med_without * 1000:7.1f} ms   "
+              f"cost {paired * 1000:6.1f} ms (median of pair differences)   target <= 50 ms")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
