@@ -270,13 +270,15 @@ def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots) 
     if log_plots:
         _log_plots(tracked, dataset, parts, model, history)
     model_uri = None
-    example_X = parts.X_test if len(parts.y_test) else parts.X_val
-    if log_model == "pyfunc":
+    if log_model is not None:
         from bpexp.tracking.model import input_example
 
-        model_uri = tracked.log_model(model, input_example(model, example_X, dataset.feature_names))
-    elif log_model == "folder":
-        tracked.log_model_folder(model)
+        example_X = parts.X_test if len(parts.y_test) else parts.X_val
+        example = input_example(model, example_X, dataset.feature_names)
+        if log_model == "pyfunc":
+            model_uri = tracked.log_model(model, example)
+        else:
+            tracked.log_model_folder(model, example)
     return RunResult(tracked.run_id, model, history, test, val, cfg, tracked.tracking_uri,
                      tracked.experiment_id, model_uri, dataset)
 

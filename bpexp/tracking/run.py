@@ -122,12 +122,19 @@ class TrackedRun:
         self.set_tags({"bpexp.model_uri": uri})
         return uri
 
-    def log_model_folder(self, model, artifact_path: str = "bpexp_model") -> None:
-        """Log just the native model folder (two small files: cheap enough for every sweep trial)."""
+    def log_model_folder(self, model, example=None, artifact_path: str = "bpexp_model") -> None:
+        """Log just the native model folder (cheap enough for every sweep trial).
+
+        ``example`` (a DataFrame of raw rows with the feature names) is written next to
+        it as ``input_example.json``, so an export of this run later needs no data.
+        """
         import tempfile
+        from pathlib import Path
 
         with tempfile.TemporaryDirectory() as tmp:
             model.save(tmp)
+            if example is not None:
+                example.to_json(Path(tmp) / "input_example.json", orient="split", index=False)
             self.client.log_artifacts(self.run_id, tmp, artifact_path)
 
     # -------------------------------------------------------------- end

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 import services
-from conftest import BPEXP, cli_env, run_cli, small_config, store_uri
+from tracking_helpers import BPEXP, cli_env, run_cli, small_config, store_uri
 
 
 def _runs(project):

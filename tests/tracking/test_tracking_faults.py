@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BPEXP, cli_env, run_cli, small_config, store_uri
+from tracking_helpers import BPEXP, cli_env, run_cli, small_config, store_uri
 
 import bpexp
 

@@ -18,7 +18,7 @@ from checks import (
     check_pyfunc_model,
     check_tags_and_input,
 )
-from conftest import small_config, store_uri
+from tracking_helpers import small_config, store_uri
 
 import bpexp
 
@@ -152,7 +152,7 @@ def test_model_folder_only_option_logs_the_native_folder(project, write_config):
     from mlflow import MlflowClient
 
     files = artifact_files(MlflowClient(result.tracking_uri), result.run_id)
-    assert {"bpexp_model/model.json", "bpexp_model/weights.npz"} <= files
+    assert {"bpexp_model/model.json", "bpexp_model/weights.npz", "bpexp_model/input_example.json"} <= files
     assert result.model_uri is None
     assert np.isfinite(result.model.params).all()
 

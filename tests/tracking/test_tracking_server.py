@@ -11,7 +11,7 @@ from checks import (
     check_pyfunc_model,
     check_tags_and_input,
 )
-from conftest import run_cli, small_config
+from tracking_helpers import run_cli, small_config
 
 import bpexp
 
