@@ -259,11 +259,17 @@ def _log_sweep_params(client, run_id: str, sw: Sweep, metric: str, direction: st
 def _run_processes(specs, slots, bar, study, client, setup, notes) -> bool:
     """Start one process per spec and watch them; True if interrupted (Ctrl-C or a worker's SIGINT)."""
     ctx = mp.get_context("spawn")  # fork would copy MLflow's and Optuna's open connections and locks
+    specs = [replace(spec, parent_pid=os.getpid()) for spec in specs]
     procs = [ctx.Process(target=worker_main, args=(pickle.dumps(spec), slots), name=f"bpexp-sweep-worker-{spec.index}")
              for spec in specs]
     host = os.uname().nodename
     interrupted = False
     reaped: set[int] = set()
+    # SIGTERM to the coordinator is handled like Ctrl-C; left to its default, it would orphan the workers.
+    previous = {}
+    if _main_thread():
+        previous = {signal.SIGINT: signal.getsignal(signal.SIGINT),
+                    signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt)}
     try:
         for p in procs:
             p.start()
@@ -276,7 +282,8 @@ def _run_processes(specs, slots, bar, study, client, setup, notes) -> bool:
                 break
     except KeyboardInterrupt:
         interrupted = True
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below must not be cut short
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # the cleanup below must not be cut short
         slots.stop()
         for p in procs:
             if p.is_alive():
@@ -285,7 +292,13 @@ def _run_processes(specs, slots, bar, study, client, setup, notes) -> bool:
     finally:
         _join_or_kill(procs)
         _reap(procs, reaped, host, study, client, setup, notes)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return interrupted or slots.stopped or any(p.exitcode == EXIT_INTERRUPTED for p in procs)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _join_or_kill(procs, grace: float = 60.0) -> None:

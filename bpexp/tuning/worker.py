@@ -8,9 +8,10 @@ connection and its own seeded sampler on a study the coordinator already created
 one shared counter before each trial, so exactly N trials are added however
 the work is split (a killed worker's trial is one of them, recorded FAIL).
 
-Ctrl-C: a SIGINT while a trial trains interrupts it (its run ends, the trial is
-FAIL); a SIGINT between trials, or a second one, only asks the worker to stop
-before the next trial, so Optuna's bookkeeping is never cut in half.
+Ctrl-C (and SIGTERM): a signal while a trial trains interrupts it (its run
+ends, the trial is FAIL); a signal between trials, or a second one, only asks
+the worker to stop before the next trial, so Optuna's bookkeeping is never cut
+in half.
 """
 
 from __future__ import annotations
@@ -76,14 +77,15 @@ class InterruptGuard:
         self._previous = None
 
     def install(self) -> InterruptGuard:
+        """Handle SIGINT and SIGTERM alike (inside a trial the runner turns SIGTERM into an interrupt too)."""
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def uninstall(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, handler in (self._previous or {}).items():
+            signal.signal(sig, handler)
+        self._previous = None
 
     def _handle(self, signum, frame) -> None:
         self.signalled = True
@@ -99,6 +101,7 @@ class WorkerSpec:
     index: int
     seed: int
     deadline: float | None  # time.time() after which no trial starts
+    parent_pid: int | None = None  # a spawned worker stops taking trials when its coordinator is gone
 
 
 def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None, guard: InterruptGuard | None = None) -> bool:
@@ -131,6 +134,8 @@ def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None, guard: Interru
         while not slots.stopped:
             if spec.deadline is not None and time.time() >= spec.deadline:
                 break
+            if spec.parent_pid is not None and os.getppid() != spec.parent_pid:
+                break  # the coordinator was killed: finish the current trial (done) and stop
             if not slots.claim():
                 break
             try:
