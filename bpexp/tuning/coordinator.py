@@ -126,40 +126,64 @@ def sweep(
     client = connect(uri)
     experiment_id = get_or_create_experiment(client, sw.experiment, uri)
     study, created = _create_or_load_study(opened, sw.study_name, direction, storage_url)
-    parent_run_id = _parent_run(study, created, client, experiment_id, sw, metric, direction, storage_url, uri)
-    for params in enqueue or ():
-        study.enqueue_trial(params, skip_if_exists=True)
-
-    setup = TrialSetup(sw, metric, direction, uri, sw.experiment, experiment_id, parent_run_id, storage_url,
-                       sw.study_name)
-    first_new = len(study.get_trials(deepcopy=False))
-    result = SweepResult(study, sw.study_name, describe(storage_url), parent_run_id, uri, experiment_id, metric,
-                         first_new_trial=first_new)
-    seed = sw.config.sampler.seed
-    specs = [WorkerSpec(setup, i, _worker_seed(seed, first_new, i), time.time() + timeout if timeout else None)
-             for i in range(workers)]
-    slots = Slots(n_trials)
-    bar = Progress(study, n_trials, first_new, metric, enabled=progress, desc=sw.study_name)
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    try:
-        if workers == 1:
-            result.interrupted = not run_worker(specs[0], slots, on_trial_end=lambda: bar.update(slots.finished))
-        else:
-            result.interrupted = _run_processes(specs, slots, bar, study, client, setup, result.notes)
-    except KeyboardInterrupt:
-        result.interrupted = True
-    finally:
-        bar.close()
-    result.n_added = slots.started
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if result.interrupted and _main_thread() else None
-    try:
-        _finish(result, study, client, setup, plots=plots)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    with _SignalPolicy() as signals:  # from here on, SIGTERM is a Ctrl-C and the parent run always ends
+        signals.raise_on_signal = True
+        parent_run_id = _parent_run(study, created, client, experiment_id, sw, metric, direction, storage_url, uri)
+        for params in enqueue or ():
+            study.enqueue_trial(params, skip_if_exists=True)
+        setup = TrialSetup(sw, metric, direction, uri, sw.experiment, experiment_id, parent_run_id, storage_url,
+                           sw.study_name)
+        first_new = len(study.get_trials(deepcopy=False))
+        result = SweepResult(study, sw.study_name, describe(storage_url), parent_run_id, uri, experiment_id, metric,
+                             first_new_trial=first_new)
+        seed = sw.config.sampler.seed
+        specs = [WorkerSpec(setup, i, _worker_seed(seed, first_new, i), time.time() + timeout if timeout else None)
+                 for i in range(workers)]
+        slots = Slots(n_trials)
+        bar = Progress(study, n_trials, first_new, metric, enabled=progress, desc=sw.study_name)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        try:
+            if workers == 1:
+                result.interrupted = not run_worker(specs[0], slots, on_trial_end=lambda: bar.update(slots.finished))
+            else:
+                result.interrupted = _run_processes(specs, slots, bar, study, client, setup, result.notes, signals)
+        except KeyboardInterrupt:
+            result.interrupted = True
+        finally:
+            bar.close()
+        result.n_added = slots.started
+        # Finishing is short and leaves the store consistent: a signal now only skips the optional parts.
+        signals.raise_on_signal = False
+        _finish(result, study, client, setup, plots=plots, signals=signals)
     if result.interrupted:
         raise SweepInterrupted(result)
     return result
+
+
+class _SignalPolicy:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, or (``raise_on_signal = False``) are only recorded.
+
+    Installed in the main thread only (elsewhere Python cannot set handlers); the
+    previous handlers come back on exit.
+    """
+
+    def __init__(self):
+        self.raise_on_signal, self.fired, self._previous = True, False, {}
+
+    def __enter__(self):
+        if _main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.fired = True
+        if self.raise_on_signal:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def _storage_location(given: str | None, configured: str | None, project: Path) -> str:
@@ -256,7 +280,7 @@ def _log_sweep_params(client, run_id: str, sw: Sweep, metric: str, direction: st
 
 
 # ------------------------------------------------------------------------------ worker processes
-def _run_processes(specs, slots, bar, study, client, setup, notes) -> bool:
+def _run_processes(specs, slots, bar, study, client, setup, notes, signals: _SignalPolicy) -> bool:
     """Start one process per spec and watch them; True if interrupted (Ctrl-C or a worker's SIGINT)."""
     ctx = mp.get_context("spawn")  # fork would copy MLflow's and Optuna's open connections and locks
     specs = [replace(spec, parent_pid=os.getpid()) for spec in specs]
@@ -265,11 +289,6 @@ def _run_processes(specs, slots, bar, study, client, setup, notes) -> bool:
     host = os.uname().nodename
     interrupted = False
     reaped: set[int] = set()
-    # SIGTERM to the coordinator is handled like Ctrl-C; left to its default, it would orphan the workers.
-    previous = {}
-    if _main_thread():
-        previous = {signal.SIGINT: signal.getsignal(signal.SIGINT),
-                    signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt)}
     try:
         for p in procs:
             p.start()
@@ -282,8 +301,7 @@ def _run_processes(specs, slots, bar, study, client, setup, notes) -> bool:
                 break
     except KeyboardInterrupt:
         interrupted = True
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)  # the cleanup below must not be cut short
+        signals.raise_on_signal = False  # the cleanup below must not be cut short
         slots.stop()
         for p in procs:
             if p.is_alive():
@@ -292,13 +310,7 @@ def _run_processes(specs, slots, bar, study, client, setup, notes) -> bool:
     finally:
         _join_or_kill(procs)
         _reap(procs, reaped, host, study, client, setup, notes)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return interrupted or slots.stopped or any(p.exitcode == EXIT_INTERRUPTED for p in procs)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _join_or_kill(procs, grace: float = 60.0) -> None:
@@ -354,7 +366,7 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
 
 
 # ------------------------------------------------------------------------------ the end
-def _finish(result: SweepResult, study, client, setup, *, plots: bool) -> None:
+def _finish(result: SweepResult, study, client, setup, *, plots: bool, signals: _SignalPolicy) -> None:
     import warnings
 
     from bpexp.tuning import report
@@ -367,11 +379,12 @@ def _finish(result: SweepResult, study, client, setup, *, plots: bool) -> None:
         result.notes.append(f"could not check for stale trials: {exc}")
     result.notes.extend(report.reconcile(study, client, setup))
     report.summarize_parent(study, client, result.parent_run_id)
-    if not result.interrupted:
+    if not (result.interrupted or signals.fired):
         try:
             result.model_uri = report.log_best_model(study, client, setup)
         except Exception as exc:  # noqa: BLE001 - the sweep's results stand without the pyfunc copy
             result.notes.append(f"could not log the best model as a pyfunc model: {type(exc).__name__}: {exc}")
-        if plots:
-            result.plots, result.skipped_plots = report.log_study_plots(study, client, result.parent_run_id)
+    if plots and not (result.interrupted or signals.fired):
+        result.plots, result.skipped_plots = report.log_study_plots(study, client, result.parent_run_id)
+    result.interrupted = result.interrupted or signals.fired
     client.set_terminated(result.parent_run_id, status="KILLED" if result.interrupted else "FINISHED")
