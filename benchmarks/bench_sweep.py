@@ -1,7 +1,8 @@
 """Sweeps: worker scaling, what the pruner saves, what tracking costs per trial, side by side in one run.
 
 1. **Workers** - ``bpexp sweep experiments/digits-sweep.yaml --n-trials 40`` with 1 and with
-   2 workers (the real CLI, fresh Optuna journal and MLflow sqlite store each time,
+   2 workers (the real CLI, end to end: start-up, trials, the best model's pyfunc copy and
+   the study plots; fresh Optuna journal and MLflow sqlite store each time,
    interleaved 1, 2, 1, 2, ...): wall time, and epochs trained per second (the two
    sweeps sample differently, so the work differs a little). Target: >= 1.6x on 2 cores.
 2. **Pruning** - the same 40-trial sweep, 1 worker, same seed, default pruner
@@ -146,6 +147,9 @@ def main() -> None:
     parser.add_argument("--cost-trials", type=int, default=15)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    from bpexp.cli.common import quiet_mlflow_logs
+
+    quiet_mlflow_logs()
 
     root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     try:

@@ -1,9 +1,9 @@
 """Running a sweep: validate, open the storage, create the study and its parent run once, start workers, finish.
 
-The process that calls :func:`sweep` is the coordinator. With one worker it
-runs the trials itself; with ``workers=K`` it spawns K worker processes
-(:mod:`bpexp.tuning.worker`) and watches them: it draws the progress line from
-the storage, fails the trials of a worker that died, and forwards Ctrl-C. When
+The process that calls :func:`sweep` is the coordinator and also runs trials;
+with ``workers=K`` it spawns K-1 more worker processes (:mod:`bpexp.tuning.worker`)
+and watches them: it draws the progress line from the storage, fails the trials
+of a worker that died, and forwards Ctrl-C. When
 the workers are done it reconciles MLflow with Optuna and summarizes the study
 on its parent run (:mod:`bpexp.tuning.report`).
 
@@ -281,36 +281,54 @@ def _log_sweep_params(client, run_id: str, sw: Sweep, metric: str, direction: st
 
 # ------------------------------------------------------------------------------ worker processes
 def _run_processes(specs, slots, bar, study, client, setup, notes, signals: _SignalPolicy) -> bool:
-    """Start one process per spec and watch them; True if interrupted (Ctrl-C or a worker's SIGINT)."""
+    """Run ``specs[0]`` here and one spawned process per other spec; True if interrupted.
+
+    The coordinator is a worker too (it would otherwise sit idle on a core it
+    shares with the workers, and a spawned worker costs seconds of imports): K
+    workers are this process and K-1 spawned ones. Between its own trials, and
+    after them, it refreshes the progress line and fails the trials of workers
+    that died.
+    """
     ctx = mp.get_context("spawn")  # fork would copy MLflow's and Optuna's open connections and locks
-    specs = [replace(spec, parent_pid=os.getpid()) for spec in specs]
+    others = [replace(spec, parent_pid=os.getpid()) for spec in specs[1:]]
     procs = [ctx.Process(target=worker_main, args=(pickle.dumps(spec), slots), name=f"bpexp-sweep-worker-{spec.index}")
-             for spec in specs]
+             for spec in others]
     host = os.uname().nodename
-    interrupted = False
     reaped: set[int] = set()
+
+    def watch() -> None:
+        bar.update(slots.finished)
+        _reap(procs, reaped, host, study, client, setup, notes)
+
+    interrupted = False
     try:
         for p in procs:
             p.start()
-        while True:
+        interrupted = not run_worker(specs[0], slots, on_trial_end=watch)
+        while not interrupted and not all(p.exitcode is not None for p in procs):
             for p in procs:
                 p.join(timeout=0.5 / len(procs))
-            bar.update(slots.finished)
-            _reap(procs, reaped, host, study, client, setup, notes)
-            if all(p.exitcode is not None for p in procs):
-                break
+            watch()
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException:
+        _stop_workers(procs, slots)
+        raise
+    if interrupted:
         signals.raise_on_signal = False  # the cleanup below must not be cut short
-        slots.stop()
-        for p in procs:
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGINT)  # the workers end their trial's run and record it FAIL
-        _join_or_kill(procs)
-    finally:
-        _join_or_kill(procs)
-        _reap(procs, reaped, host, study, client, setup, notes)
+        _stop_workers(procs, slots)
+    _join_or_kill(procs)
+    _reap(procs, reaped, host, study, client, setup, notes)
     return interrupted or slots.stopped or any(p.exitcode == EXIT_INTERRUPTED for p in procs)
+
+
+def _stop_workers(procs, slots: Slots) -> None:
+    """No new trials; running ones are interrupted (their runs end, the trials are recorded FAIL)."""
+    slots.stop()
+    for p in procs:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGINT)
+    _join_or_kill(procs)
 
 
 def _join_or_kill(procs, grace: float = 60.0) -> None:

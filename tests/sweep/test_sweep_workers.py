@@ -38,7 +38,10 @@ def test_a_killed_worker_fails_its_trial_and_the_others_go_on(project, slow_swee
     proc = start_cli(["sweep", str(slow_sweep), "--workers", "2", "--n-trials", "4", "--storage", journal,
                       "--tracking-uri", mlflow_sqlite_uri], cwd=project, log=log)
     try:
-        victim = wait_for(lambda: running_trials(journal, "slow", min_epochs=2), 120, "a trial in training")[0]
+        # The coordinator (proc) runs trials too; kill a spawned worker.
+        victim = wait_for(lambda: [t for t in running_trials(journal, "slow", min_epochs=2)
+                                   if not t.user_attrs["bpexp_worker"].endswith(f":{proc.pid}")],
+                          120, "a spawned worker's trial in training")[0]
         pid = int(victim.user_attrs["bpexp_worker"].rsplit(":", 1)[1])
         os.kill(pid, signal.SIGKILL)
     finally:
