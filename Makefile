@@ -24,9 +24,17 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-## make demo: train a tracked model on the embedded default store (mlruns/)
+## make demo: a tracked run, an Optuna sweep and an export of its best model, all on the
+## embedded default store (mlruns/). Run it again and the sweep resumes with more trials.
 demo: $(STAMP)
-	$(BPEXP) demo
+	$(BPEXP) train experiments/digits.yaml
+	$(BPEXP) sweep experiments/digits-sweep.yaml --workers 2
+	$(BPEXP) export --best final_val_accuracy --study digits-sweep --out outputs/digits-best --force --onnx \
+	    --register digits-classifier --alias champion
+	@echo
+	@echo "Look at it all:  $(BPEXP) ui      (MLflow UI on http://127.0.0.1:5000)"
+	@echo "                 $(BPEXP) runs --experiment digits-sweep"
+	@echo "Serve the best:  PATH=$$PWD/$(VENV)/bin:$$PATH $(VENV)/bin/mlflow models serve -m outputs/digits-best --env-manager local -h 127.0.0.1 -p 5001"
 
 ## make test: lint, then every test (unit, real MLflow/Optuna/PostgreSQL, notebooks, browser)
 test: $(STAMP)

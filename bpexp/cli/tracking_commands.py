@@ -1,4 +1,4 @@
-"""``bpexp train``, ``bpexp runs``, ``bpexp ui``, ``bpexp demo``."""
+"""``bpexp train``, ``bpexp runs``, ``bpexp ui``."""
 
 from __future__ import annotations
 
@@ -111,16 +111,4 @@ def ui(port: int, tracking_uri: str | None) -> None:
         sys.exit(130)
 
 
-@click.command()
-def demo() -> None:
-    """Train the digits experiment as a tracked run and show where to look."""
-    from pathlib import Path
-
-    ctx = click.get_current_context()
-    config = Path("experiments/digits.yaml")
-    if not config.is_file():
-        fail(f"{config} not found: run the demo from the project folder", 2)
-    ctx.invoke(train, config=str(config), sets=(), tracking_uri=None, experiment=None, no_progress=False)
-
-
-COMMANDS = [train, runs, ui, demo]
+COMMANDS = [train, runs, ui]
