@@ -30,7 +30,15 @@ from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_tr
 from bpexp.tuning.progress import Progress
 from bpexp.tuning.result import SweepInterrupted, SweepResult
 from bpexp.tuning.storage import default_storage, describe, open_storage
-from bpexp.tuning.worker import EXIT_INTERRUPTED, Slots, WorkerSpec, quiet_optuna, run_worker, worker_main
+from bpexp.tuning.worker import (
+    EXIT_INTERRUPTED,
+    Slots,
+    WorkerSpec,
+    limit_blas_threads,
+    quiet_optuna,
+    run_worker,
+    worker_main,
+)
 
 PARENT_ATTR = "mlflow_parent_run_id"
 #: How long a process that did not create the study waits for the creator's parent run.
@@ -301,6 +309,7 @@ def _run_processes(specs, slots, bar, study, client, setup, notes, signals: _Sig
         _reap(procs, reaped, host, study, client, setup, notes)
 
     interrupted = False
+    blas = limit_blas_threads(1)  # K processes on K cores: one BLAS thread each (see bpexp.tuning.worker)
     try:
         for p in procs:
             p.start()
@@ -314,6 +323,9 @@ def _run_processes(specs, slots, bar, study, client, setup, notes, signals: _Sig
     except BaseException:
         _stop_workers(procs, slots)
         raise
+    finally:
+        if blas is not None:
+            blas.restore_original_limits()
     if interrupted:
         signals.raise_on_signal = False  # the cleanup below must not be cut short
         _stop_workers(procs, slots)
