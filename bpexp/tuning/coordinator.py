@@ -29,6 +29,7 @@ from bpexp.errors import InvalidInputError
 from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_trial_run, trial_tags
 from bpexp.tuning.progress import Progress
 from bpexp.tuning.result import SweepInterrupted, SweepResult
+from bpexp.tuning.space import make_sampler, worker_seed
 from bpexp.tuning.storage import default_storage, describe, open_storage
 from bpexp.tuning.worker import (
     EXIT_INTERRUPTED,
@@ -119,6 +120,7 @@ def sweep(
     if workers < 1:
         raise InvalidInputError(f"workers must be >= 1, got {workers}")
 
+    make_sampler(sw.config.sampler, 0)  # e.g. gp without PyTorch: fail before anything is created
     project = project_dir(sw.source)
     dataset, _ = load_data(sw.base, Path.cwd())
     metric = check_objective_metric(sw, dataset.task, dataset.name)
@@ -145,7 +147,7 @@ def sweep(
         result = SweepResult(study, sw.study_name, describe(storage_url), parent_run_id, uri, experiment_id, metric,
                              first_new_trial=first_new)
         seed = sw.config.sampler.seed
-        specs = [WorkerSpec(setup, i, _worker_seed(seed, first_new, i), time.time() + timeout if timeout else None)
+        specs = [WorkerSpec(setup, i, worker_seed(seed, first_new, i), time.time() + timeout if timeout else None)
                  for i in range(workers)]
         slots = Slots(n_trials)
         bar = Progress(study, n_trials, first_new, metric, enabled=progress, desc=sw.study_name)
@@ -204,12 +206,6 @@ def _storage_location(given: str | None, configured: str | None, project: Path) 
         return str((project / configured).resolve())
     (project / "mlruns").mkdir(parents=True, exist_ok=True)
     return default_storage(project)
-
-
-def _worker_seed(seed: int, first_new: int, index: int) -> int:
-    from bpexp.tuning.space import worker_seed
-
-    return worker_seed(seed, first_new, index)
 
 
 def _main_thread() -> bool:

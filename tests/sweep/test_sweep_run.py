@@ -162,3 +162,16 @@ def test_sweep_with_inline_base_on_sqlite_storage(tmp_path, mlflow_sqlite_uri):
                         progress=False, plots=False)
     assert timed.n_added >= 1
     assert len(open_study(storage, "inline").trials) == 3 + timed.n_added
+
+
+def test_gp_sampler_without_pytorch_is_refused_up_front(project, mlflow_sqlite_uri, tmp_path):
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("PyTorch is installed: the gp sampler is available")
+    with pytest.raises(bpexp.InvalidInputError, match=r"sampler gp needs PyTorch"):
+        bpexp.sweep(project / "experiments" / "xor-sweep.yaml", overrides={"sampler": "gp"},
+                    storage=str(tmp_path / "j"), tracking_uri=mlflow_sqlite_uri, progress=False)
+    assert not (tmp_path / "j").exists()
