@@ -157,6 +157,7 @@ def run(
     tags: dict[str, str] | None = None,
     log_model: str | None = "pyfunc",
     log_plots: bool = True,
+    log_inputs: bool = True,
     overrides: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> RunResult:
@@ -184,6 +185,9 @@ def run(
         or nothing.
     log_plots : bool
         Log learning-curve, confusion-matrix and decision-boundary PNGs.
+    log_inputs : bool
+        Record the dataset as a run input and the resolved config as ``config.yaml``
+        (sweeps record them once, on the parent run; the params hold the config anyway).
     overrides : dict, optional
         ``{"optimizer.lr": 0.01}``; keyword arguments with ``__`` for dots do the
         same: ``optimizer__lr=0.01``.
@@ -227,8 +231,9 @@ def run(
     try:
         with _sigterm_as_interrupt():
             tracked.log_params(cfg.flat())
-            tracked.log_dataset(dataset)
-            tracked.log_text(_yaml(cfg), "config.yaml")
+            if log_inputs:
+                tracked.log_dataset(dataset)
+                tracked.log_text(_yaml(cfg), "config.yaml")
             all_callbacks = [tracked.callback(), *training_callbacks(cfg)]
             if progress and not live:  # the live view has its own progress bar
                 all_callbacks.append(ProgressBar(desc=tracked.run_name))
@@ -262,11 +267,10 @@ def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots) 
     summary = {**val, **test, **_best_values(history)}
     if history.best_epoch is not None:
         summary["best_epoch"] = history.best_epoch
-    tracked.log_metrics(summary, step=len(history))
     stop_tags = {"bpexp.status": history.status, "bpexp.epochs_run": len(history)}
     if history.stop_reason:
         stop_tags["bpexp.stop_reason"] = history.stop_reason
-    tracked.set_tags(stop_tags)
+    tracked.log_summary(summary, stop_tags, step=len(history))
     if log_plots:
         _log_plots(tracked, dataset, parts, model, history)
     model_uri = None

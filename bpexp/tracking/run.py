@@ -69,18 +69,7 @@ class TrackedRun:
 
     def log_dataset(self, dataset, context: str = "training") -> None:
         """Record ``dataset`` as a run input (name, digest, schema) via MLflow's datasets API."""
-        import mlflow.data
-        from mlflow.entities import DatasetInput, InputTag
-
-        with warnings.catch_warnings():
-            # A local path matches two of MLflow's source types; it warns and picks one. Either is right.
-            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-            ds = mlflow.data.from_numpy(dataset.X, targets=dataset.y, name=dataset.name,
-                                        source=dataset.source if dataset.source != "builtin" else None,
-                                        digest=dataset.digest()[:16])
-        self.client.log_inputs(self.run_id, datasets=[
-            DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
-        ])
+        log_dataset_input(self.client, self.run_id, dataset, context)
 
     # -------------------------------------------------------------- metrics
     def queue_metrics(self, values: dict[str, Any], step: int = 0) -> None:
@@ -95,10 +84,13 @@ class TrackedRun:
         """Block until every queued metric is in the store."""
         self._writer.flush()
 
-    def log_metrics(self, values: dict[str, float], step: int = 0) -> None:
-        """Write ``values`` now (final metrics), after everything queued before."""
-        self.queue_metrics(values, step)
-        self.flush()
+    def log_summary(self, metrics: dict[str, float], tags: dict[str, Any], step: int = 0) -> None:
+        """Write final metrics and tags now, in one call (not through the writer)."""
+        from mlflow.entities import Metric, RunTag
+
+        ts = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()],
+                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def callback(self) -> MlflowLogger:
         return MlflowLogger(self)
@@ -146,6 +138,22 @@ class TrackedRun:
             if error:
                 self.set_tags({"bpexp.error": error[:5000], "mlflow.note.content": f"**{status}**: {error}"})
             self.client.set_terminated(self.run_id, status=status)
+
+
+def log_dataset_input(client, run_id: str, dataset, context: str = "training") -> None:
+    """Record a bpexp :class:`~bpexp.data.Dataset` as an input of ``run_id`` (name, digest, schema)."""
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    with warnings.catch_warnings():
+        # A local path matches two of MLflow's source types; it warns and picks one. Either is right.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        ds = mlflow.data.from_numpy(dataset.X, targets=dataset.y, name=dataset.name,
+                                    source=dataset.source if dataset.source != "builtin" else None,
+                                    digest=dataset.digest()[:16])
+    client.log_inputs(run_id, datasets=[
+        DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+    ])
 
 
 def _param_value(value: Any) -> str:

@@ -11,6 +11,7 @@ tracking server ``http://127.0.0.1:5000``.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -77,6 +78,10 @@ def connect(tracking_uri: str):
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow import MlflowClient
+
+    if time.monotonic() - _checked.get(tracking_uri, -CHECK_VALID_SECONDS) < CHECK_VALID_SECONDS:
+        return MlflowClient(tracking_uri)  # checked a moment ago (sweeps connect once per trial)
     parsed = urlparse(tracking_uri)
     if parsed.scheme == "sqlite":
         _create_sqlite_store(tracking_uri)
@@ -87,14 +92,18 @@ def connect(tracking_uri: str):
             f"tracking URI {tracking_uri!r} is a plain file store, which MLflow 3 refuses; use "
             f"sqlite:///path/to/mlflow.db or a tracking server URL"
         )
-    from mlflow import MlflowClient
-
     client = MlflowClient(tracking_uri)
     try:
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
         raise TrackingUnavailableError(f"cannot use the MLflow tracking store {tracking_uri}: {exc}") from None
+    _checked[tracking_uri] = time.monotonic()
     return client
+
+
+#: When each tracking URI last answered :func:`connect`'s check.
+_checked: dict[str, float] = {}
+CHECK_VALID_SECONDS = 30.0
 
 
 def _create_sqlite_store(tracking_uri: str) -> None:

@@ -20,6 +20,7 @@ metric is lost on either side.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing as mp
 import multiprocessing.util  # noqa: F401 - registers its atexit hook before ours, so ours runs first
 import os
@@ -65,7 +66,7 @@ class MetricWriter:
 
     def log(self, run_id: str, metrics: list[MetricTuple]) -> None:
         """Queue ``metrics`` for ``run_id`` without waiting."""
-        with self._lock:
+        with self._lock, _signals_deferred():
             self._unacked[run_id].extend(metrics)
             self._inbox.put(("metrics", run_id, metrics))
 
@@ -94,11 +95,13 @@ class MetricWriter:
     def _await_flush(self, token: int, timeout: float) -> list[str] | None:
         if not self._proc.is_alive():
             return None
-        self._inbox.put(("flush", token))
+        with _signals_deferred():
+            self._inbox.put(("flush", token))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                kind, got, errors = self._outbox.get(timeout=0.2)
+                with _signals_deferred():  # Ctrl-C waits at most one get (0.2 s)
+                    kind, got, errors = self._outbox.get(timeout=0.2)
             except queue.Empty:
                 if not self._proc.is_alive():
                     return None
@@ -117,6 +120,25 @@ class MetricWriter:
                 self._proc.join(timeout=30)
             if self._proc.is_alive():
                 self._proc.terminate()
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT/SIGTERM back (main thread) while a queue operation is under way.
+
+    ``multiprocessing.Queue`` is not safe against an exception raised mid-``put``
+    or mid-``get``: a Ctrl-C there can leave its feeder thread asleep with
+    messages in its buffer, and the next flush then waits forever. A signal that
+    arrives meanwhile is delivered, and its handler runs, right after the block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 _writers: dict[str, MetricWriter] = {}

@@ -138,7 +138,8 @@ def sweep(
     study, created = _create_or_load_study(opened, sw.study_name, direction, storage_url)
     with _SignalPolicy() as signals:  # from here on, SIGTERM is a Ctrl-C and the parent run always ends
         signals.raise_on_signal = True
-        parent_run_id = _parent_run(study, created, client, experiment_id, sw, metric, direction, storage_url, uri)
+        parent_run_id = _parent_run(study, created, client, experiment_id, sw, metric, direction, storage_url, uri,
+                                    dataset)
         for params in enqueue or ():
             study.enqueue_trial(params, skip_if_exists=True)
         setup = TrialSetup(sw, metric, direction, uri, sw.experiment, experiment_id, parent_run_id, storage_url,
@@ -232,11 +233,14 @@ def _create_or_load_study(storage, name: str, direction: str, storage_url: str) 
     return study, False
 
 
-def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direction, storage_url, uri) -> str:
+def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direction, storage_url, uri,
+                dataset) -> str:
     """The study's MLflow parent run: created once, reused on every resume and by every machine."""
+    import yaml
     from mlflow.exceptions import MlflowException
 
     from bpexp._version import __version__
+    from bpexp.tracking.run import log_dataset_input
 
     storage = study._storage
     run_id = study.user_attrs.get(PARENT_ATTR)
@@ -261,6 +265,9 @@ def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direct
     run = client.create_run(experiment_id, run_name=sw.study_name, tags=tags)
     run_id = run.info.run_id
     _log_sweep_params(client, run_id, sw, metric, direction)
+    # Trials share the data and the base config: record them once, here, not on every trial.
+    log_dataset_input(client, run_id, dataset)
+    client.log_text(run_id, yaml.safe_dump(sw.base.model_dump(mode="json"), sort_keys=False), "base_config.yaml")
     study.set_user_attr(PARENT_ATTR, run_id)
     study.set_user_attr("mlflow_tracking_uri", uri)
     study.set_user_attr("mlflow_experiment_id", experiment_id)

@@ -127,7 +127,7 @@ class Objective:
         try:
             result = run(s.sweep.base_data, tracking_uri=s.tracking_uri, experiment=s.experiment, callbacks=[pruning],
                          progress=False, parent_run_id=s.parent_run_id, tags=tags, log_model="folder",
-                         log_plots=False, overrides=overrides)
+                         log_plots=False, log_inputs=False, overrides=overrides)
         except BaseException as exc:
             self._mark_failed_run(trial, exc)
             raise
