@@ -34,7 +34,7 @@ demo: $(STAMP)
 	@echo
 	@echo "Look at it all:  $(BPEXP) ui      (MLflow UI on http://127.0.0.1:5000)"
 	@echo "                 $(BPEXP) runs --experiment digits-sweep"
-	@echo "Serve the best:  PATH=$$PWD/$(VENV)/bin:$$PATH $(VENV)/bin/mlflow models serve -m outputs/digits-best --env-manager local -h 127.0.0.1 -p 5001"
+	@echo 'Serve the best:  PATH=$$PWD/$(VENV)/bin:$$PATH mlflow models serve -m outputs/digits-best --env-manager local -h 127.0.0.1 -p 5001'
 
 ## make test: lint, then every test (unit, real MLflow/Optuna/PostgreSQL, notebooks, browser)
 test: $(STAMP)

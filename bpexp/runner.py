@@ -13,6 +13,8 @@ import json
 import signal
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,18 +132,35 @@ def training_callbacks(config: ExperimentConfig) -> list[Callback]:
 
 
 def git_tags(directory: Path) -> dict[str, str]:
-    """Commit and dirty flag of the git checkout holding ``directory`` ({} outside git)."""
+    """Commit and dirty flag of the git checkout holding ``directory`` ({} outside git).
+
+    Remembered for a few seconds (two git calls cost ~8 ms, a sweep trial is a few
+    hundred), so the trials of a sweep share them but a notebook sees new commits.
+    """
+    key = str(directory)
+    now = time.monotonic()
+    cached = _git_cache.get(key)
+    if cached is None or now - cached[0] > GIT_CACHE_SECONDS:
+        cached = _git_cache[key] = (now, _ask_git(key))
+    return dict(cached[1])
+
+
+GIT_CACHE_SECONDS = 10.0
+_git_cache: dict[str, tuple[float, tuple[tuple[str, str], ...]]] = {}
+
+
+def _ask_git(directory: str) -> tuple[tuple[str, str], ...]:
     def git(*args):
         return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10)
 
     try:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
-            return {}
+            return ()
         dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
     except (OSError, subprocess.TimeoutExpired):
-        return {}
-    return {"mlflow.source.git.commit": head.stdout.strip(), "bpexp.git_dirty": str(dirty).lower()}
+        return ()
+    return (("mlflow.source.git.commit", head.stdout.strip()), ("bpexp.git_dirty", str(dirty).lower()))
 
 
 # ------------------------------------------------------------------------------ the run
@@ -158,6 +177,8 @@ def run(
     log_model: str | None = "pyfunc",
     log_plots: bool = True,
     log_inputs: bool = True,
+    final_tags: Callable[[History], dict[str, str]] | None = None,
+    wait_for_metrics: bool = True,
     overrides: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> RunResult:
@@ -188,6 +209,13 @@ def run(
     log_inputs : bool
         Record the dataset as a run input and the resolved config as ``config.yaml``
         (sweeps record them once, on the parent run; the params hold the config anyway).
+    final_tags : callable, optional
+        ``final_tags(history) -> {tag: value}``, called when training has ended
+        normally; the tags are written with the final metrics, in the same call
+        (a sweep records the trial's state this way).
+    wait_for_metrics : bool
+        Return only when every per-epoch metric is written. Sweep trials pass
+        False: the metric writer catches up while the next trial trains.
     overrides : dict, optional
         ``{"optimizer.lr": 0.01}``; keyword arguments with ``__`` for dots do the
         same: ``optimizer__lr=0.01``.
@@ -227,7 +255,7 @@ def run(
     if config_path is not None:
         run_tags["mlflow.source.name"] = str(Path(config_path))
     tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
-                         parent_run_id=parent_run_id)
+                         parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
     try:
         with _sigterm_as_interrupt():
             tracked.log_params(cfg.flat())
@@ -244,7 +272,7 @@ def run(
             all_callbacks.extend(callbacks)
             history = fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val),
                           callbacks=all_callbacks, **options)
-            result = _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots)
+            result = _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, final_tags)
     except KeyboardInterrupt as exc:
         why = "terminated by SIGTERM" if isinstance(exc, TerminatedBySignal) else "interrupted (Ctrl-C)"
         tracked.end("KILLED", why)
@@ -256,11 +284,11 @@ def run(
     return result
 
 
-def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots) -> RunResult:
+def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, final_tags) -> RunResult:
     """After training: summary metrics, plots, the model."""
     from bpexp import evaluate
 
-    val = {f"final_val_{k}": v for k, v in evaluate(model, parts.X_val, parts.y_val).items() if k != "loss"}
+    val = {f"final_val_{k}": v for k, v in evaluate(model, parts.X_val, parts.y_val).items()}
     test = {}
     if len(parts.y_test):
         test = {f"test_{k}": v for k, v in evaluate(model, parts.X_test, parts.y_test).items()}
@@ -270,6 +298,8 @@ def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots) 
     stop_tags = {"bpexp.status": history.status, "bpexp.epochs_run": len(history)}
     if history.stop_reason:
         stop_tags["bpexp.stop_reason"] = history.stop_reason
+    if final_tags is not None:
+        stop_tags.update(final_tags(history))
     tracked.log_summary(summary, stop_tags, step=len(history))
     if log_plots:
         _log_plots(tracked, dataset, parts, model, history)

@@ -16,7 +16,8 @@ class MlflowLogger(Callback):
     """Callback sending every epoch's logs to MLflow with ``step=epoch``.
 
     Metrics are queued to the background writer (see :mod:`bpexp.tracking.writer`)
-    and flushed when training ends, however it ends.
+    and flushed when training ends, however it ends (a run that does not wait for
+    its metrics only checkpoints them when training completes).
     """
 
     def __init__(self, run: TrackedRun):
@@ -26,7 +27,7 @@ class MlflowLogger(Callback):
         self.run.queue_metrics(logs, step=epoch)
 
     def on_train_end(self, history):
-        self.run.flush()
+        self.run.settle(history.status in ("completed", "stopped"))
 
 
 class TrackedRun:
@@ -41,17 +42,25 @@ class TrackedRun:
     tags : dict, optional
     parent_run_id : str, optional
         Makes this a child run (``mlflow.parentRunId``), as trials of a sweep are.
+    wait_for_metrics : bool, default True
+        Whether ending the run well waits until its queued metrics are written.
+        Sweep trials do not: the metric writer catches up while the next trial
+        trains, and the worker flushes before it exits. A run that fails or is
+        interrupted always waits.
     """
 
     def __init__(self, client, tracking_uri: str, experiment_id: str, run_name: str | None = None,
-                 tags: dict[str, str] | None = None, parent_run_id: str | None = None):
+                 tags: dict[str, str] | None = None, parent_run_id: str | None = None,
+                 wait_for_metrics: bool = True):
         self.client, self.tracking_uri, self.experiment_id = client, tracking_uri, experiment_id
+        self.wait_for_metrics = wait_for_metrics
         tags = dict(tags or {})
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = client.create_run(experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         self.run_name = run.info.run_name
+        self.artifact_uri = run.info.artifact_uri
         self._writer = get_writer(tracking_uri)
 
     # -------------------------------------------------------------- params, tags, inputs
@@ -83,6 +92,13 @@ class TrackedRun:
     def flush(self) -> None:
         """Block until every queued metric is in the store."""
         self._writer.flush()
+
+    def settle(self, success: bool) -> None:
+        """Flush the queued metrics, or (success without waiting) only checkpoint them."""
+        if success and not self.wait_for_metrics:
+            self._writer.checkpoint()
+        else:
+            self._writer.flush()
 
     def log_summary(self, metrics: dict[str, float], tags: dict[str, Any], step: int = 0) -> None:
         """Write final metrics and tags now, in one call (not through the writer)."""
@@ -123,17 +139,23 @@ class TrackedRun:
         import tempfile
         from pathlib import Path
 
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         with tempfile.TemporaryDirectory() as tmp:
             model.save(tmp)
             if example is not None:
                 example.to_json(Path(tmp) / "input_example.json", orient="split", index=False)
-            self.client.log_artifacts(self.run_id, tmp, artifact_path)
+            if self.artifact_uri.startswith("file:"):
+                # A local artifact store: copy straight there (the client would look the run up first).
+                get_artifact_repository(self.artifact_uri).log_artifacts(tmp, artifact_path)
+            else:  # e.g. mlflow-artifacts:/ behind a tracking server, resolved through the client
+                self.client.log_artifacts(self.run_id, tmp, artifact_path)
 
     # -------------------------------------------------------------- end
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
         """Flush metrics, record ``error`` (tag ``bpexp.error`` and the run note), set the status."""
         try:
-            self.flush()
+            self.settle(status == "FINISHED")
         finally:
             if error:
                 self.set_tags({"bpexp.error": error[:5000], "mlflow.note.content": f"**{status}**: {error}"})

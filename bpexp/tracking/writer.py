@@ -1,13 +1,20 @@
 """Metric writing off the training process.
 
-MLflow's SQL store costs ~60 µs per metric in its ORM, whatever the batching
+MLflow's SQL store costs 60-90 µs per metric in its ORM, whatever the batching
 (``log_batch``), and a small model's epoch takes a few milliseconds: written
-from the training process, logging a dozen per-epoch metrics adds 10-20 % to
+from the training process, logging a dozen per-epoch metrics adds 10-40 % to
 training. A writer thread does not help (it holds the GIL for that ORM work,
 measured slower still). So metrics go through a queue to a helper process that
-writes them with ``MlflowClient.log_batch`` on the other core, batching what
-arrives while it writes (and at least every ``WRITE_INTERVAL`` seconds, so
-the MLflow UI shows live curves).
+writes them with ``MlflowClient.log_batch`` on the other core.
+
+Both ends batch: the trainer hands the queue what accumulated over
+``SEND_INTERVAL`` (each ``put`` wakes the queue's feeder thread, which competes
+for the GIL), and the helper writes as soon as ``WRITE_BATCH`` metrics or
+``WRITE_INTERVAL`` seconds have accumulated, so it keeps up during training,
+the flush at the end of a run has little left to write, and the MLflow UI
+shows live curves. A run can also end with a :meth:`MetricWriter.checkpoint`
+instead of a flush (sweep trials do): the next trial starts at once and the
+confirmation is collected later, at the next flush or at exit.
 
 The helper is started once per Python process and tracking URI and reused by
 every run. It ignores SIGINT (a Ctrl-C reaches the whole process group; the
@@ -30,8 +37,9 @@ import threading
 import time
 from collections import defaultdict
 
-WRITE_INTERVAL = 0.5  # seconds between writes while metrics trickle in
-WRITE_BATCH = 200  # write as soon as this many metrics are waiting
+SEND_INTERVAL = 0.05  # seconds the trainer collects metrics before handing them to the queue
+WRITE_INTERVAL = 0.5  # seconds between the helper's writes while metrics trickle in
+WRITE_BATCH = 200  # the helper writes as soon as this many metrics are waiting
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 
 # A metric travels as a plain tuple (key, value, timestamp_ms, step): cheap to pickle.
@@ -60,15 +68,34 @@ class MetricWriter:
             daemon=True,
         )
         self._proc.start()
-        self._unacked: dict[str, list[MetricTuple]] = defaultdict(list)
-        self._token = 0
+        # Metrics not yet confirmed written, in segments sealed by checkpoint tokens: the
+        # helper's ("flushed", token) reply confirms every segment up to that token.
+        self._segments: list[tuple[int | None, dict[str, list[MetricTuple]]]] = [(None, defaultdict(list))]
+        self._outgoing: dict[str, list[MetricTuple]] = defaultdict(list)
+        self._last_send = 0.0
+        self._token = 0  # the last checkpoint sent
+        self._acked = 0  # the last checkpoint the helper confirmed
+        self._errors: list[str] = []
         self._lock = threading.Lock()
 
     def log(self, run_id: str, metrics: list[MetricTuple]) -> None:
         """Queue ``metrics`` for ``run_id`` without waiting."""
-        with self._lock, _signals_deferred():
-            self._unacked[run_id].extend(metrics)
-            self._inbox.put(("metrics", run_id, metrics))
+        with self._lock:
+            self._segments[-1][1][run_id].extend(metrics)
+            self._outgoing[run_id].extend(metrics)
+            if time.monotonic() - self._last_send >= SEND_INTERVAL:
+                self._send()
+
+    def checkpoint(self) -> None:
+        """Have everything queued so far written soon, without waiting for it.
+
+        The next :meth:`flush` (at the latest when the process exits) waits for
+        it and reports any error. Sweep trials end this way, so the next trial
+        does not wait for the last one's metrics.
+        """
+        with self._lock:
+            self._seal(urgent=False)
+            self._collect_acks(wait_for=None)
 
     def flush(self, timeout: float = 300.0) -> None:
         """Block until everything queued so far is written.
@@ -80,35 +107,74 @@ class MetricWriter:
             (it died) are written from this process instead.
         """
         with self._lock:
-            self._token += 1
-            token = self._token
-            pending = {run: list(ms) for run, ms in self._unacked.items() if ms}
-            if not pending:
-                return
-            errors = self._await_flush(token, timeout)
-            self._unacked.clear()
-        if errors is None:  # the helper is gone: write what it may not have written
-            errors = _write_all(_client(self.tracking_uri), pending)
+            self._seal(urgent=True)
+            alive = self._collect_acks(wait_for=self._token, timeout=timeout)
+            pending = self._unconfirmed() if not alive else {}
+            self._segments = [(None, defaultdict(list))]
+            errors, self._errors = self._errors, []
+        if pending:  # the helper is gone: write what it may not have written
+            errors += _write_all(_client(self.tracking_uri), pending)
         if errors:
             raise TrackingWriteError(f"could not write metrics to {self.tracking_uri}: " + "; ".join(errors))
 
-    def _await_flush(self, token: int, timeout: float) -> list[str] | None:
-        if not self._proc.is_alive():
-            return None
+    def _send(self) -> None:
+        """Hand what accumulated to the queue (with the lock held)."""
         with _signals_deferred():
-            self._inbox.put(("flush", token))
+            for run_id, metrics in self._outgoing.items():
+                if metrics:
+                    self._inbox.put(("metrics", run_id, metrics))
+            self._outgoing = defaultdict(list)
+        self._last_send = time.monotonic()
+
+    def _seal(self, urgent: bool) -> None:
+        """Send what accumulated and a checkpoint closing the current segment (if it holds anything).
+
+        An urgent one (a flush) makes the helper write at once; otherwise it confirms
+        the checkpoint after its next scheduled write.
+        """
+        if not any(self._segments[-1][1].values()):
+            if urgent and self._acked < self._token:  # an earlier checkpoint is still unconfirmed
+                with _signals_deferred():
+                    self._inbox.put(("flush", self._token))
+            return
+        self._send()
+        self._token += 1
+        with _signals_deferred():
+            self._inbox.put(("flush" if urgent else "mark", self._token))
+        self._segments[-1] = (self._token, self._segments[-1][1])
+        self._segments.append((None, defaultdict(list)))
+
+    def _collect_acks(self, wait_for: int | None, timeout: float = 0.0) -> bool:
+        """Read the helper's confirmations; with ``wait_for``, until that token. False if the helper died."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            if wait_for is not None and self._acked >= wait_for:
+                break
             try:
                 with _signals_deferred():  # Ctrl-C waits at most one get (0.2 s)
-                    kind, got, errors = self._outbox.get(timeout=0.2)
+                    kind, token, errors = self._outbox.get(timeout=0.2) if wait_for is not None \
+                        else self._outbox.get_nowait()
             except queue.Empty:
+                if wait_for is None:
+                    break
                 if not self._proc.is_alive():
-                    return None
+                    return False
+                if time.monotonic() > deadline:
+                    self._errors.append(f"the metric writer did not finish within {timeout:.0f} s")
+                    break
                 continue
-            if kind == "flushed" and got == token:
-                return errors
-        return [f"the metric writer did not finish within {timeout:.0f} s"]
+            if kind == "flushed":
+                self._acked = max(self._acked, token)
+                self._errors.extend(errors)
+        self._segments = [seg for seg in self._segments if seg[0] is None or seg[0] > self._acked]
+        return True
+
+    def _unconfirmed(self) -> dict[str, list[MetricTuple]]:
+        merged: dict[str, list[MetricTuple]] = defaultdict(list)
+        for _, runs in self._segments:
+            for run_id, metrics in runs.items():
+                merged[run_id].extend(metrics)
+        return {run: ms for run, ms in merged.items() if ms}
 
     def close(self) -> None:
         """Flush, then stop the helper process."""
@@ -152,6 +218,12 @@ def get_writer(tracking_uri: str) -> MetricWriter:
         if writer is None or not writer._proc.is_alive():
             writer = _writers[tracking_uri] = MetricWriter(tracking_uri)
         return writer
+
+
+def flush_all() -> None:
+    """Flush every writer this process started (none started: nothing to do)."""
+    for writer in list(_writers.values()):
+        writer.flush()
 
 
 @atexit.register
@@ -232,7 +304,24 @@ def _serve_loop(tracking_uri: str, inbox, outbox, parent_pid: int) -> None:
 
 
 def _receive(inbox, outbox, parent_pid, pending, errors, write) -> None:
+    """Collect metrics, write them in batches, confirm checkpoints once what precedes them is written.
+
+    ``("flush", token)`` writes at once and confirms; ``("mark", token)`` (a
+    checkpoint nobody waits for) is confirmed after the next scheduled write, so
+    it does not make this process write while the trainer starts its next run.
+    """
     last_write = time.monotonic()
+    marks: list[int] = []
+
+    def write_and_confirm() -> None:
+        nonlocal last_write
+        write()
+        last_write = time.monotonic()
+        if marks:
+            outbox.put(("flushed", max(marks), errors[:]))
+            marks.clear()
+            errors.clear()
+
     while True:
         try:
             msg = inbox.get(timeout=0.1)
@@ -244,15 +333,13 @@ def _receive(inbox, outbox, parent_pid, pending, errors, write) -> None:
             kind = msg[0]
             if kind == "metrics":
                 pending[msg[1]].extend(msg[2])
-            elif kind == "flush":
-                write()
-                last_write = time.monotonic()
-                outbox.put(("flushed", msg[1], errors[:]))
-                errors.clear()
-                continue
+            elif kind in ("flush", "mark"):
+                marks.append(msg[1])
+                if kind == "flush" or not any(pending.values()):
+                    write_and_confirm()
+                    continue
             elif kind == "stop":
                 return
         waiting = sum(len(m) for m in pending.values())
-        if waiting and (waiting >= WRITE_BATCH or time.monotonic() - last_write >= WRITE_INTERVAL):
-            write()
-            last_write = time.monotonic()
+        if (waiting or marks) and (waiting >= WRITE_BATCH or time.monotonic() - last_write >= WRITE_INTERVAL):
+            write_and_confirm()

@@ -13,9 +13,7 @@ Study user attributes set here (others rely on them): ``mlflow_parent_run_id``,
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import pickle
 import signal
 import time
 from dataclasses import replace
@@ -34,11 +32,11 @@ from bpexp.tuning.storage import default_storage, describe, open_storage
 from bpexp.tuning.worker import (
     EXIT_INTERRUPTED,
     Slots,
+    Standby,
     WorkerSpec,
     limit_blas_threads,
     quiet_optuna,
     run_worker,
-    worker_main,
 )
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -102,10 +100,6 @@ def sweep(
     SweepInterrupted
         Ctrl-C: running trials ended FAIL, the parent run KILLED; ``.result`` has the rest.
     """
-    from bpexp.runner import load_data
-    from bpexp.tracking import connect, get_or_create_experiment
-    from bpexp.tracking.queries import higher_is_better
-    from bpexp.tracking.store import project_dir, resolve_tracking_uri
 
     sw = load_sweep(config, overrides)
     if study_name:
@@ -121,6 +115,24 @@ def sweep(
         raise InvalidInputError(f"workers must be >= 1, got {workers}")
 
     make_sampler(sw.config.sampler, 0)  # e.g. gp without PyTorch: fail before anything is created
+    slots = Slots(n_trials)
+    standby = Standby(workers - 1, slots) if workers > 1 else None  # they import while we set up
+    try:
+        return _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plots, enqueue, slots,
+                      standby)
+    finally:
+        if standby is not None:
+            standby.cancel()
+
+
+def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plots, enqueue, slots,
+           standby) -> SweepResult:
+    from bpexp.runner import load_data
+    from bpexp.tracking import connect, get_or_create_experiment
+    from bpexp.tracking.queries import higher_is_better
+    from bpexp.tracking.store import project_dir, resolve_tracking_uri
+
+    study_cfg = sw.config.study
     project = project_dir(sw.source)
     dataset, _ = load_data(sw.base, Path.cwd())
     metric = check_objective_metric(sw, dataset.task, dataset.name)
@@ -150,14 +162,14 @@ def sweep(
         seed = sw.config.sampler.seed
         specs = [WorkerSpec(setup, i, worker_seed(seed, first_new, i), time.time() + timeout if timeout else None)
                  for i in range(workers)]
-        slots = Slots(n_trials)
         bar = Progress(study, n_trials, first_new, metric, enabled=progress, desc=sw.study_name)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         try:
             if workers == 1:
                 result.interrupted = not run_worker(specs[0], slots, on_trial_end=lambda: bar.update(slots.finished))
             else:
-                result.interrupted = _run_processes(specs, slots, bar, study, client, setup, result.notes, signals)
+                result.interrupted = _run_processes(specs, standby, slots, bar, study, client, setup, result.notes,
+                                                    signals)
         except KeyboardInterrupt:
             result.interrupted = True
         finally:
@@ -291,7 +303,7 @@ def _log_sweep_params(client, run_id: str, sw: Sweep, metric: str, direction: st
 
 
 # ------------------------------------------------------------------------------ worker processes
-def _run_processes(specs, slots, bar, study, client, setup, notes, signals: _SignalPolicy) -> bool:
+def _run_processes(specs, standby, slots, bar, study, client, setup, notes, signals: _SignalPolicy) -> bool:
     """Run ``specs[0]`` here and one spawned process per other spec; True if interrupted.
 
     The coordinator is a worker too (it would otherwise sit idle on a core it
@@ -300,10 +312,7 @@ def _run_processes(specs, slots, bar, study, client, setup, notes, signals: _Sig
     after them, it refreshes the progress line and fails the trials of workers
     that died.
     """
-    ctx = mp.get_context("spawn")  # fork would copy MLflow's and Optuna's open connections and locks
-    others = [replace(spec, parent_pid=os.getpid()) for spec in specs[1:]]
-    procs = [ctx.Process(target=worker_main, args=(pickle.dumps(spec), slots), name=f"bpexp-sweep-worker-{spec.index}")
-             for spec in others]
+    procs = standby.procs
     host = os.uname().nodename
     reaped: set[int] = set()
 
@@ -314,8 +323,7 @@ def _run_processes(specs, slots, bar, study, client, setup, notes, signals: _Sig
     interrupted = False
     blas = limit_blas_threads(1)  # K processes on K cores: one BLAS thread each (see bpexp.tuning.worker)
     try:
-        for p in procs:
-            p.start()
+        standby.launch([replace(spec, parent_pid=os.getpid()) for spec in specs[1:]])
         interrupted = not run_worker(specs[0], slots, on_trial_end=watch)
         while not interrupted and not all(p.exitcode is not None for p in procs):
             for p in procs:
@@ -402,8 +410,13 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
 def _finish(result: SweepResult, study, client, setup, *, plots: bool, signals: _SignalPolicy) -> None:
     import warnings
 
+    from bpexp.tracking.writer import flush_all
     from bpexp.tuning import report
 
+    try:
+        flush_all()  # this process's trials ended without waiting for their per-epoch metrics
+    except Exception as exc:  # noqa: BLE001 - reported; the runs and the study stand
+        result.notes.append(f"some per-epoch metrics could not be written: {exc}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -124,39 +123,37 @@ class Objective:
         tags = trial_tags(s.study_name, trial.number, "RUNNING")
         if s.sweep.source is not None:
             tags["mlflow.source.name"] = str(s.sweep.source)
+        params_tag = {"bpexp.trial_params": json.dumps(trial.params)[:5000]}
+
+        def final_tags(history) -> dict[str, str]:
+            # Written with the run's final metrics, in one call: COMPLETE is corrected below in
+            # the rare case the objective turns out non-finite.
+            if pruning.pruned_at is not None:
+                return {**params_tag, STATE_TAG: "PRUNED", "pruned": "true",
+                        "bpexp.pruned_at_epoch": str(pruning.pruned_at)}
+            return {**params_tag, STATE_TAG: "COMPLETE"}
+
         try:
             result = run(s.sweep.base_data, tracking_uri=s.tracking_uri, experiment=s.experiment, callbacks=[pruning],
                          progress=False, parent_run_id=s.parent_run_id, tags=tags, log_model="folder",
-                         log_plots=False, log_inputs=False, overrides=overrides)
+                         log_plots=False, log_inputs=False, final_tags=final_tags, wait_for_metrics=False,
+                         overrides=overrides)
         except BaseException as exc:
             self._mark_failed_run(trial, exc)
             raise
         trial.set_user_attr(RUN_ID_ATTR, result.run_id)
-        end_tags = {"bpexp.trial_params": json.dumps(trial.params)[:5000]}
         if pruning.pruned_at is not None:
-            end_tags.update({STATE_TAG: "PRUNED", "pruned": "true", "bpexp.pruned_at_epoch": str(pruning.pruned_at)})
-            self._update_run(result.run_id, end_tags, {})
             raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at} ({s.metric}={pruning.last_value:.4g})")
         value = self._objective_value(result)
         if not math.isfinite(value):
-            end_tags.update({STATE_TAG: "FAIL", "bpexp.error": f"objective {s.metric} is {value}"})
-            self._update_run(result.run_id, end_tags, {}, status="FAILED")
+            failed = {**params_tag, STATE_TAG: "FAIL", "bpexp.error": f"objective {s.metric} is {value}"}
+            self._update_run(result.run_id, failed, {}, status="FAILED")
             raise TrainingDivergedError(f"trial {trial.number}: the objective {s.metric} is {value}")
-        end_tags[STATE_TAG] = "COMPLETE"
-        self._update_run(result.run_id, end_tags, {f"final_{s.metric}": value})
         return value
 
     def _objective_value(self, result) -> float:
-        metric = self.setup.metric
-        key = f"final_{metric}"
-        if key in result.val_metrics:
-            return float(result.val_metrics[key])
-        # The runner's final metrics leave out the loss; compute it on the same validation split.
-        from bpexp import evaluate
-        from bpexp.runner import load_data
-
-        _, parts = load_data(result.config, Path.cwd())
-        return float(evaluate(result.model, parts.X_val, parts.y_val)[metric.removeprefix("val_")])
+        """The trained model's value of the objective on the validation split (``final_val_*``)."""
+        return float(result.val_metrics[f"final_{self.setup.metric}"])
 
     def _update_run(self, run_id: str, tags: dict[str, str], metrics: dict[str, float],
                     status: str | None = None) -> None:

@@ -170,13 +170,15 @@ def limit_blas_threads(n: int = 1):
     return threadpool_limits(limits=n, user_api="blas")
 
 
-def worker_main(spec_bytes: bytes, slots: Slots) -> None:
+def worker_main(conn, slots: Slots) -> None:
     """Entry point of a spawned worker process; exit code 130 when interrupted.
 
-    The spec arrives pickled and is unpickled only after the Ctrl-C guard is in
-    place (unpickling imports Optuna and MLflow, which takes a while).
+    The coordinator starts its workers first thing, before it loads the data,
+    opens the storage and creates the study, so the seconds a new process spends
+    importing MLflow, Optuna and scikit-learn overlap with that setup. The worker
+    then waits for its pickled :class:`WorkerSpec` on ``conn`` (``None``: the
+    sweep did not start, nothing to do). The Ctrl-C guard is in place from the start.
     """
-    # First thing: a Ctrl-C while this process still imports and replays the storage only stops it.
     guard = InterruptGuard(slots).install()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
@@ -184,12 +186,63 @@ def worker_main(spec_bytes: bytes, slots: Slots) -> None:
 
         quiet_mlflow_logs()
         limit_blas_threads(1)
-        ok = run_worker(pickle.loads(spec_bytes), slots, guard=guard)
-    except KeyboardInterrupt:
+        _warm_up()
+        spec_bytes = conn.recv()
+        conn.close()
+        ok = True if spec_bytes is None else run_worker(pickle.loads(spec_bytes), slots, guard=guard)
+    except (KeyboardInterrupt, EOFError):  # EOFError: the coordinator went away before sending a spec
         ok = False
     sys.stdout.flush()
     if not ok:
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _warm_up() -> None:
+    """Import what every trial needs while the coordinator is still setting the sweep up."""
+    import mlflow  # noqa: F401
+    import sklearn.datasets  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+
+    import bpexp.runner  # noqa: F401
+    import bpexp.tuning.objective  # noqa: F401
+
+
+class Standby:
+    """Worker processes started early, waiting for their specs (see :func:`worker_main`)."""
+
+    def __init__(self, n: int, slots: Slots):
+        ctx = mp.get_context("spawn")  # fork would copy MLflow's and Optuna's open connections and locks
+        self.procs, self._conns = [], []
+        for i in range(1, n + 1):
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=worker_main, args=(receive, slots), name=f"bpexp-sweep-worker-{i}")
+            proc.start()
+            receive.close()  # the child holds its end: EOF for it if this process dies
+            self.procs.append(proc)
+            self._conns.append(send)
+
+    def launch(self, specs: list[WorkerSpec]) -> list:
+        """Send each waiting process its spec; returns the processes."""
+        for conn, spec in zip(self._conns, specs):
+            conn.send(pickle.dumps(spec))
+            conn.close()
+        self._conns = []
+        return self.procs
+
+    def cancel(self) -> None:
+        """The sweep never started: release the waiting processes (no-op after :meth:`launch`)."""
+        for conn in self._conns:
+            try:
+                conn.send(None)
+                conn.close()
+            except OSError:
+                pass
+        if self._conns:
+            for proc in self.procs:
+                proc.join(timeout=30)
+                if proc.is_alive():
+                    proc.kill()
+        self._conns = []
 
 
 class _NoTraceback(logging.Filter):

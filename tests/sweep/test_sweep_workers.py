@@ -72,7 +72,9 @@ def test_sigint_stops_the_sweep_cleanly_and_a_rerun_resumes(project, slow_sweep,
     journal = str(tmp_path / "journal.log")
     args = ["sweep", str(slow_sweep), "--storage", journal, "--tracking-uri", mlflow_sqlite_uri, "--no-progress"]
     log = tmp_path / "sweep.log"
-    proc = start_cli([*args, "--workers", "2", "--n-trials", "6"], cwd=project, log=log)
+    # Trials long enough to still be training when the signal lands (a 100-epoch digits trial takes < 1 s).
+    proc = start_cli([*args, "--workers", "2", "--n-trials", "6", "--set", "base.training.epochs=5000"], cwd=project,
+                     log=log)
     try:
         wait_for(lambda: len(running_trials(journal, "slow", min_epochs=2)) == 2, 120, "two trials in training")
         started = time.monotonic()

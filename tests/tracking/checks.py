@@ -79,9 +79,12 @@ def check_pyfunc_model(result, X) -> None:
     import mlflow
     import pandas as pd
 
+    from bpexp.tracking.model import using_store
+
     assert result.model_uri and result.model_uri.startswith("models:/")
-    mlflow.set_tracking_uri(result.tracking_uri)
-    loaded = mlflow.pyfunc.load_model(result.model_uri)
+    with using_store(result.tracking_uri):  # models:/ URIs resolve against the global store
+        loaded = mlflow.pyfunc.load_model(result.model_uri)
+        local = mlflow.artifacts.download_artifacts(result.model_uri)
     frame = pd.DataFrame(np.asarray(X, dtype=np.float64), columns=result.dataset.feature_names)
     got = loaded.predict(frame)["prediction"].to_numpy()
     np.testing.assert_array_equal(got, result.model.predict(X))
@@ -89,7 +92,6 @@ def check_pyfunc_model(result, X) -> None:
     assert meta.signature is not None
     assert "python_function" in meta.flavors
     assert meta.flavors["python_function"].get("model_code_path")  # models from code
-    local = mlflow.artifacts.download_artifacts(result.model_uri)
     names = [p.name for p in Path(local).rglob("*")]
     assert not [n for n in names if n.endswith((".pkl", ".pickle", ".cloudpickle"))], names
     assert "serving_input_example.json" in names and "weights.npz" in names and "model.json" in names

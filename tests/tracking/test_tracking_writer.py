@@ -69,3 +69,31 @@ def test_a_store_error_is_reported_at_flush(mlflow_sqlite_uri):
             writer.flush()
     finally:
         writer.close()
+
+
+def test_checkpoint_does_not_wait_and_the_next_flush_confirms(mlflow_sqlite_uri):
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        writer.log(run_id, [("c", float(i), i, i) for i in range(1, 101)])
+        writer.checkpoint()  # returns at once: a sweep's next trial does not wait
+        writer.log(run_id, [("c", 101.0, 101, 101)])
+        writer.flush()
+        assert [m.step for m in client.get_metric_history(run_id, "c")] == list(range(1, 102))
+    finally:
+        writer.close()
+
+
+def test_checkpointed_metrics_survive_the_writer_dying(mlflow_sqlite_uri):
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        os.kill(writer._proc.pid, signal.SIGSTOP)  # the helper cannot confirm anything
+        writer.log(run_id, [("k", float(i), i, i) for i in range(1, 21)])
+        writer.checkpoint()
+        os.kill(writer._proc.pid, signal.SIGKILL)
+        writer._proc.join(10)
+        writer.flush()  # nothing was confirmed: the parent writes it all
+        assert [m.step for m in client.get_metric_history(run_id, "k")] == list(range(1, 21))
+    finally:
+        writer.close()
