@@ -101,6 +101,23 @@ def _pyfunc_options(folder: Path, model, example) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _quiet_validation():
+    """MLflow announces "Validating input example against model signature" at INFO on stderr,
+    which notebooks show as a red block after every logged model: hold its loggers at WARNING."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.models")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
     """Log ``model`` to ``run_id`` under the name ``model`` and return its ``models:/m-...`` URI.
 
@@ -120,7 +137,7 @@ def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT_KEY
         model.save(folder)
-        with using_store(tracking_uri):
+        with using_store(tracking_uri), _quiet_validation():
             info = Model.log(artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run_id,
                              model_id=logged.model_id, **_pyfunc_options(folder, model, example))
     return info.model_uri
@@ -146,7 +163,8 @@ def save_pyfunc_model(path: str | Path, model, example, metadata: dict | None = 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT_KEY
         model.save(folder)
-        mlflow.pyfunc.save_model(path=str(path), metadata=metadata, **_pyfunc_options(folder, model, example))
+        with _quiet_validation():
+            mlflow.pyfunc.save_model(path=str(path), metadata=metadata, **_pyfunc_options(folder, model, example))
     # Loading the model to check the example compiles bytecode inside the copied code.
     for pycache in path.rglob("__pycache__"):
         shutil.rmtree(pycache, ignore_errors=True)

@@ -37,9 +37,9 @@ import threading
 import time
 from collections import defaultdict
 
-SEND_INTERVAL = 0.05  # seconds the trainer collects metrics before handing them to the queue
-WRITE_INTERVAL = 0.5  # seconds between the helper's writes while metrics trickle in
-WRITE_BATCH = 200  # the helper writes as soon as this many metrics are waiting
+SEND_INTERVAL = 0.02  # seconds the trainer collects metrics before handing them to the queue
+WRITE_INTERVAL = 0.25  # seconds between the helper's writes while metrics trickle in
+WRITE_BATCH = 100  # the helper writes as soon as this many metrics are waiting
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 
 # A metric travels as a plain tuple (key, value, timestamp_ms, step): cheap to pickle.

@@ -162,7 +162,9 @@ def log_study_plots(study: optuna.Study, client, parent_run_id: str) -> tuple[li
             skipped[name] = "no trial reported intermediate values"
             continue
         try:
-            with warnings.catch_warnings():
+            # rc_context: Optuna switches matplotlib's global style (ggplot) when it plots; keep
+            # that from greying every later figure of the process (a notebook's, say).
+            with warnings.catch_warnings(), matplotlib.rc_context():
                 # Optuna warns ExperimentalWarning on every matplotlib plot, matplotlib that a
                 # long parallel-coordinates legend does not fit a tight layout: neither helps anyone.
                 warnings.simplefilter("ignore")
