@@ -227,14 +227,19 @@ def flush_all() -> None:
 
 
 @atexit.register
-def _close_writers() -> None:
+def close_all() -> None:
+    """Flush and stop every writer of this process.
+
+    Runs at interpreter exit; processes started by ``multiprocessing`` skip
+    ``atexit``, so they call it themselves (sweep workers do).
+    """
     for writer in list(_writers.values()):
         try:
             writer.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: report, never raise
+        except Exception as exc:  # noqa: BLE001 - at exit: report, never raise
             import sys
 
-            print(f"bpexp: could not flush metrics to {writer.tracking_uri}", file=sys.stderr)
+            print(f"bpexp: could not flush metrics to {writer.tracking_uri}: {exc}", file=sys.stderr)
     _writers.clear()
 
 
@@ -260,8 +265,9 @@ def _write_all(client, pending: dict[str, list[MetricTuple]]) -> list[str]:
     return errors
 
 
-class _Terminate(Exception):
-    pass
+class _Terminate(BaseException):
+    """SIGTERM in the helper. A BaseException, so that no ``except Exception`` on the way
+    (``_write_all`` records store errors that way) can swallow it."""
 
 
 def _raise_terminate(signum, frame):

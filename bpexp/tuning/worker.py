@@ -192,6 +192,11 @@ def worker_main(conn, slots: Slots) -> None:
         ok = True if spec_bytes is None else run_worker(pickle.loads(spec_bytes), slots, guard=guard)
     except (KeyboardInterrupt, EOFError):  # EOFError: the coordinator went away before sending a spec
         ok = False
+    finally:
+        # A multiprocessing child skips atexit: write this worker's last metrics before exiting.
+        from bpexp.tracking.writer import close_all
+
+        close_all()
     sys.stdout.flush()
     if not ok:
         sys.exit(EXIT_INTERRUPTED)

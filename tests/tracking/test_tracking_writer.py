@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -95,5 +96,26 @@ def test_checkpointed_metrics_survive_the_writer_dying(mlflow_sqlite_uri):
         writer._proc.join(10)
         writer.flush()  # nothing was confirmed: the parent writes it all
         assert [m.step for m in client.get_metric_history(run_id, "k")] == list(range(1, 21))
+    finally:
+        writer.close()
+
+
+def test_sigterm_while_the_writer_is_writing_still_ends_it(mlflow_sqlite_uri):
+    """A SIGTERM landing inside a store write must end the helper (it once got swallowed as a store error,
+    and a sweep worker waiting for its helper at exit hung)."""
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        writer.log(run_id, [("w", float(i), i, i) for i in range(1, 20001)])  # seconds of writing
+        writer.checkpoint()
+        deadline = time.monotonic() + 60
+        while not client.get_metric_history(run_id, "w"):  # wait until the helper is mid-write
+            assert time.monotonic() < deadline, "the helper never started writing"
+            time.sleep(0.05)
+        os.kill(writer._proc.pid, signal.SIGTERM)
+        writer._proc.join(60)
+        assert not writer._proc.is_alive()
+        writer.flush()  # whatever the helper did not confirm, the parent writes
+        assert len(client.get_metric_history(run_id, "w")) == 20000
     finally:
         writer.close()
