@@ -43,7 +43,6 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bpexp tests benchmarks
-	$(VENV)/bin/ruff format --check bpexp tests benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_epoch.py

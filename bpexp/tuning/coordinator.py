@@ -160,7 +160,10 @@ def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plot
         result = SweepResult(study, sw.study_name, describe(storage_url), parent_run_id, uri, experiment_id, metric,
                              first_new_trial=first_new)
         seed = sw.config.sampler.seed
-        specs = [WorkerSpec(setup, i, worker_seed(seed, first_new, i), time.time() + timeout if timeout else None)
+        deadline = time.time() + timeout if timeout else None
+        # As many workers as cores: no core is left for metric-writer helpers (see bpexp.tracking.writer).
+        inline = workers > 1 and workers >= len(os.sched_getaffinity(0))
+        specs = [WorkerSpec(setup, i, worker_seed(seed, first_new, i), deadline, inline_metrics=inline)
                  for i in range(workers)]
         bar = Progress(study, n_trials, first_new, metric, enabled=progress, desc=sw.study_name)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")

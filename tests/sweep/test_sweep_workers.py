@@ -98,6 +98,9 @@ def test_sigint_stops_the_sweep_cleanly_and_a_rerun_resumes(project, slow_sweep,
         if t.number in runs:  # a trial interrupted before its run was created has none
             assert runs[t.number].info.status == "FAILED"
             assert runs[t.number].data.tags["bpexp.trial_state"] == "FAIL"
+            # no epoch's metrics lost (2 workers on 2 cores write them from the worker itself)
+            steps = [m.step for m in client.get_metric_history(runs[t.number].info.run_id, "val_accuracy")]
+            assert steps == list(range(1, len(steps) + 1)) and len(steps) >= max(len(t.intermediate_values), 2)
 
     # Rerun: the study resumes, numbers continue, the parent run is the same and ends FINISHED.
     before = len(study.trials)

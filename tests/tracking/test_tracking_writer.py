@@ -9,7 +9,15 @@ import time
 import pytest
 
 from bpexp.tracking import connect, get_or_create_experiment
-from bpexp.tracking.writer import MetricWriter, TrackingWriteError
+from bpexp.tracking.writer import (
+    INLINE_INTERVAL,
+    InlineWriter,
+    MetricWriter,
+    TrackingWriteError,
+    close_all,
+    get_writer,
+    inline_writes,
+)
 
 
 def _new_run(uri):
@@ -119,3 +127,29 @@ def test_sigterm_while_the_writer_is_writing_still_ends_it(mlflow_sqlite_uri):
         assert len(client.get_metric_history(run_id, "w")) == 20000
     finally:
         writer.close()
+
+
+def test_inline_writer_writes_once_a_second_and_at_checkpoints(mlflow_sqlite_uri):
+    """Sweep workers on every core write from the training process: batched, live at least once a second."""
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    with inline_writes():
+        writer = get_writer(mlflow_sqlite_uri)
+        assert isinstance(writer, InlineWriter)
+        writer.log(run_id, [("i", 1.0, 1, 1)])
+        assert client.get_metric_history(run_id, "i") == []  # held: less than a second since the last write
+        time.sleep(INLINE_INTERVAL)
+        writer.log(run_id, [("i", 2.0, 2, 2)])
+        assert [m.value for m in client.get_metric_history(run_id, "i")] == [1.0, 2.0]
+        writer.log(run_id, [("i", 3.0, 3, 3)])
+        writer.checkpoint()  # a run's end
+        assert [m.value for m in client.get_metric_history(run_id, "i")] == [1.0, 2.0, 3.0]
+    assert isinstance(get_writer(mlflow_sqlite_uri), MetricWriter)  # outside the block: the helper again
+    close_all()
+
+
+def test_inline_writer_reports_a_rejected_write(mlflow_sqlite_uri):
+    client, _ = _new_run(mlflow_sqlite_uri)
+    writer = InlineWriter(mlflow_sqlite_uri)
+    writer.log("0123456789abcdef0123456789abcdef", [("i", 1.0, 1, 1)])
+    with pytest.raises(TrackingWriteError, match="0123456789abcdef0123456789abcdef"):
+        writer.flush()
