@@ -128,7 +128,7 @@ def sweep(
 def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plots, enqueue, slots,
            standby) -> SweepResult:
     from bpexp.runner import load_data
-    from bpexp.tracking import connect, get_or_create_experiment
+    from bpexp.tracking import connect, get_or_create_experiment, get_writer
     from bpexp.tracking.queries import higher_is_better
     from bpexp.tracking.store import project_dir, resolve_tracking_uri
 
@@ -146,6 +146,8 @@ def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plot
                           grace_period=study_cfg.grace_period)
     uri = resolve_tracking_uri(tracking_uri, project)
     client = connect(uri)
+    if workers == 1:
+        get_writer(uri)  # start the metric writer's helper now: it imports MLflow while the study is set up
     experiment_id = get_or_create_experiment(client, sw.experiment, uri)
     study, created = _create_or_load_study(opened, sw.study_name, direction, storage_url)
     with _SignalPolicy() as signals:  # from here on, SIGTERM is a Ctrl-C and the parent run always ends
