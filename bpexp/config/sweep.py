@@ -61,9 +61,7 @@ class IntParam(_Section):
 
     @model_validator(mode="after")
     def _check(self):
-        _check_range(self.low, self.high, self.log)
-        if self.log and self.step != 1:
-            raise ValueError("log: true cannot be combined with a step other than 1")
+        _check_int_range(self.low, self.high, self.log, self.step)
         return self
 
 
@@ -111,9 +109,7 @@ class UnitsRange(_Section):
 
     @model_validator(mode="after")
     def _check(self):
-        _check_range(self.low, self.high, self.log)
-        if self.log and self.step != 1:
-            raise ValueError("log: true cannot be combined with a step other than 1")
+        _check_int_range(self.low, self.high, self.log, self.step)
         return self
 
 
@@ -149,6 +145,12 @@ def _check_range(low, high, log: bool) -> None:
         raise ValueError(f"low ({low}) must be <= high ({high})")
     if log and low <= 0:
         raise ValueError(f"a log range needs bounds > 0, got low={low}")
+
+
+def _check_int_range(low: int, high: int, log: bool, step: int) -> None:
+    _check_range(low, high, log)
+    if log and step != 1:
+        raise ValueError("log: true cannot be combined with a step other than 1")
 
 
 # ------------------------------------------------------------------------------ study settings
