@@ -649,3 +649,55 @@ def voila_server(notebook_path: Path, workdir: Path, *, timeout: float = 60.0) -
         ready=lambda status: status < 500,
     ) as (port, _proc):
         yield f"http://{LOCALHOST}:{port}/"
+
+
+@contextlib.contextmanager
+def jupyterlab_server(root_dir: Path, workdir: Path, *, timeout: float = 90.0) -> Iterator[str]:
+    """Serve ``root_dir`` with JupyterLab on 127.0.0.1 (no token, no browser); yield the server's base URL.
+
+    Kernels are the current interpreter (``python3`` kernelspec of this venv). Jupyter's
+    runtime, config, workspaces and IPython dirs are private to ``workdir`` (a user's settings
+    cannot leak in, and no earlier layout is restored). The log is ``workdir/jupyterlab.log``.
+    """
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        raise ServiceUnavailable("the `jupyterlab` package is not installed (pip install jupyterlab)") from None
+    root_dir = Path(root_dir).resolve()
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = _child_env(
+        JUPYTER_RUNTIME_DIR=str(workdir / "jupyter-runtime"),
+        JUPYTER_CONFIG_DIR=str(workdir / "jupyter-config"),
+        JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"),
+        IPYTHONDIR=str(workdir / "ipython"),
+        JUPYTER_PLATFORM_DIRS="1",
+        MPLBACKEND="Agg",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
+
+    def cmd(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            f"--ServerApp.ip={LOCALHOST}",
+            "--ServerApp.port_retries=0",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={root_dir}",
+            "--allow-root",  # CI runs as root; the server listens on 127.0.0.1 only
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]  # fmt: skip
+
+    with _serve(
+        "jupyterlab",
+        cmd,
+        probe=lambda port: f"http://{LOCALHOST}:{port}/api",
+        log_path=workdir / "jupyterlab.log",
+        env=env,
+        cwd=root_dir,
+        timeout=timeout,
+    ) as (port, _proc):
+        yield f"http://{LOCALHOST}:{port}/"
