@@ -598,6 +598,19 @@ def chromium_browser(*, executable: str | None = None) -> Iterator[object]:
                 browser.close()
 
 
+def _jupyter_env(workdir: Path) -> dict[str, str]:
+    """A Jupyter server's environment: runtime, config, workspaces and IPython dirs private to ``workdir``."""
+    return _child_env(
+        JUPYTER_RUNTIME_DIR=str(workdir / "jupyter-runtime"),
+        JUPYTER_CONFIG_DIR=str(workdir / "jupyter-config"),
+        JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"),
+        IPYTHONDIR=str(workdir / "ipython"),
+        JUPYTER_PLATFORM_DIRS="1",
+        MPLBACKEND="Agg",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
+
+
 @contextlib.contextmanager
 def voila_server(notebook_path: Path, workdir: Path, *, timeout: float = 60.0) -> Iterator[str]:
     """Serve one notebook with Voilà on 127.0.0.1 (no token, no browser); yield the page URL.
@@ -617,14 +630,7 @@ def voila_server(notebook_path: Path, workdir: Path, *, timeout: float = 60.0) -
         raise FileNotFoundError(f"notebook to serve not found: {notebook_path}")
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    env = _child_env(
-        JUPYTER_RUNTIME_DIR=str(workdir / "jupyter-runtime"),
-        JUPYTER_CONFIG_DIR=str(workdir / "jupyter-config"),
-        IPYTHONDIR=str(workdir / "ipython"),
-        JUPYTER_PLATFORM_DIRS="1",
-        MPLBACKEND="Agg",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
+    env = _jupyter_env(workdir)
 
     def cmd(port: int) -> list[str]:
         return [
@@ -666,15 +672,7 @@ def jupyterlab_server(root_dir: Path, workdir: Path, *, timeout: float = 90.0) -
     root_dir = Path(root_dir).resolve()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    env = _child_env(
-        JUPYTER_RUNTIME_DIR=str(workdir / "jupyter-runtime"),
-        JUPYTER_CONFIG_DIR=str(workdir / "jupyter-config"),
-        JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"),
-        IPYTHONDIR=str(workdir / "ipython"),
-        JUPYTER_PLATFORM_DIRS="1",
-        MPLBACKEND="Agg",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
+    env = _jupyter_env(workdir)
 
     def cmd(port: int) -> list[str]:
         return [

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -187,7 +186,7 @@ def worker_main(conn, slots: Slots) -> None:
     The coordinator starts its workers first thing, before it loads the data,
     opens the storage and creates the study, so the seconds a new process spends
     importing MLflow, Optuna and scikit-learn overlap with that setup. The worker
-    then waits for its pickled :class:`WorkerSpec` on ``conn`` (``None``: the
+    then waits for its :class:`WorkerSpec` on ``conn`` (``None``: the
     sweep did not start, nothing to do). The Ctrl-C guard is in place from the start.
     """
     guard = InterruptGuard(slots).install()
@@ -198,9 +197,9 @@ def worker_main(conn, slots: Slots) -> None:
         quiet_mlflow_logs()
         limit_blas_threads(1)
         _warm_up()
-        spec_bytes = conn.recv()
+        spec = conn.recv()
         conn.close()
-        ok = True if spec_bytes is None else run_worker(pickle.loads(spec_bytes), slots, guard=guard)
+        ok = True if spec is None else run_worker(spec, slots, guard=guard)
     except (KeyboardInterrupt, EOFError):  # EOFError: the coordinator went away before sending a spec
         ok = False
     finally:
@@ -242,7 +241,7 @@ class Standby:
     def launch(self, specs: list[WorkerSpec]) -> list:
         """Send each waiting process its spec; returns the processes."""
         for conn, spec in zip(self._conns, specs):
-            conn.send(pickle.dumps(spec))
+            conn.send(spec)
             conn.close()
         self._conns = []
         return self.procs

@@ -64,14 +64,18 @@ def test_the_same_in_jupyterlab(tmp_path, monkeypatch, mlflow_template_db, chrom
         context.set_default_timeout(30_000)
         page = context.new_page()
         page.goto(f"{base}lab/tree/{NOTEBOOK}", timeout=120_000)
-        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=120_000)  # kernel up
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
-        # "attached": JupyterLab skips rendering cells far off-screen, so the last output is never "visible"
-        page.locator(".jp-OutputArea-output", has_text=re.compile(r"^\s*done\s*$")).wait_for(
-            state="attached", timeout=240_000)
-        _compare_and_register(page, uri)
+        try:
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)  # the kernel is up
+            page.locator(".jp-Notebook .jp-Cell").first.click()  # the notebook has focus: its commands apply
+            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+            page.locator(".lm-Menu-item:not(.lm-mod-disabled)", has_text="Run All Cells").first.click()
+            # "attached": JupyterLab skips rendering cells far off-screen, so the last output is never "visible"
+            page.locator(".jp-OutputArea-output", has_text=re.compile(r"^\s*done\s*$")).wait_for(
+                state="attached", timeout=240_000)
+            _compare_and_register(page, uri)
+        except Exception:
+            page.screenshot(path=str(test_artifacts_dir / "jupyterlab-failure.png"), full_page=True)
+            raise
         page.screenshot(path=str(test_artifacts_dir / "jupyterlab-03-compare-and-deploy.png"), full_page=True)
 
 
