@@ -317,6 +317,8 @@ def _run_processes(specs, standby, slots, bar, study, client, setup, notes, sign
     after them, it refreshes the progress line and fails the trials of workers
     that died.
     """
+    from bpexp.tuning import report
+
     procs = standby.procs
     host = os.uname().nodename
     reaped: set[int] = set()
@@ -330,6 +332,8 @@ def _run_processes(specs, standby, slots, bar, study, client, setup, notes, sign
     try:
         standby.launch([replace(spec, parent_pid=os.getpid()) for spec in specs[1:]])
         interrupted = not run_worker(specs[0], slots, on_trial_end=watch)
+        if not interrupted:
+            report.prepare_plots()  # the other workers are on their last trials
         while not interrupted and not all(p.exitcode is not None for p in procs):
             for p in procs:
                 p.join(timeout=0.5 / len(procs))
