@@ -188,11 +188,19 @@ def _blas_threads_for(model, batch_size: int):
     """One BLAS thread for the duration of fit when the batches are small (None: no change)."""
     if 2 * batch_size * model.n_weights >= SMALL_BATCH_FLOPS:
         return None
+    return limit_blas_threads(1)
+
+
+def limit_blas_threads(n: int = 1):
+    """Limit BLAS (OpenBLAS/MKL) to ``n`` threads in this process; returns the limiter (``.restore_original_limits()``).
+
+    ``threadpoolctl`` comes with scikit-learn; without it this does nothing (returns None).
+    """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - scikit-learn depends on it
         return None
-    return threadpool_limits(limits=1, user_api="blas")
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 class _EpochRunner:

@@ -24,6 +24,7 @@ import optuna
 
 from bpexp.config.sweep import Sweep, check_objective_metric, load_sweep
 from bpexp.errors import InvalidInputError
+from bpexp.train.loop import limit_blas_threads
 from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_trial_run, trial_tags
 from bpexp.tuning.progress import Progress
 from bpexp.tuning.result import SweepInterrupted, SweepResult
@@ -34,7 +35,6 @@ from bpexp.tuning.worker import (
     Slots,
     Standby,
     WorkerSpec,
-    limit_blas_threads,
     quiet_optuna,
     run_worker,
 )

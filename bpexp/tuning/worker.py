@@ -32,6 +32,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from bpexp.train.loop import limit_blas_threads
+
 EXIT_INTERRUPTED = 130
 
 
@@ -166,18 +168,6 @@ def _trial_loop(spec: WorkerSpec, slots: Slots, study, objective, on_trial_end) 
             slots.done()
             if on_trial_end is not None:
                 on_trial_end()
-
-
-def limit_blas_threads(n: int = 1):
-    """Limit BLAS (OpenBLAS/MKL) to ``n`` threads in this process; returns the limiter (``.restore_original_limits()``).
-
-    ``threadpoolctl`` comes with scikit-learn; without it this does nothing.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on it
-        return None
-    return threadpool_limits(limits=n, user_api="blas")
 
 
 def worker_main(conn, slots: Slots) -> None:
