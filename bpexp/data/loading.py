@@ -87,8 +87,8 @@ def dataset_from_frame(frame, name: str, source: str, *, what: str, target: str 
     y = labels(frame[target].to_numpy())
     if not roles.categorical and not features.isna().to_numpy().any():
         X = features.to_numpy(dtype=np.float64)  # every feature a number, none missing: the plain path
-        return Dataset(name, X, y, task or guess_task(y), roles.features, target, source)
-    return Dataset(name, features, y, task or guess_task(y), roles.features, target, source, roles)
+        return Dataset(name, X, y, task or guess_task(y), list(features.columns), target, source)
+    return Dataset(name, features, y, task or guess_task(y), list(features.columns), target, source, roles)
 
 
 def labels(values: np.ndarray) -> np.ndarray:

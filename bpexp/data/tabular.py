@@ -155,7 +155,8 @@ def table_features(frame, roles: ColumnRoles, what: str):
     import pandas as pd
 
     out = {}
-    for name in roles.features:
+    wanted = set(roles.features)
+    for name in [str(c) for c in frame.columns if str(c) in wanted]:  # the table's own column order
         col = frame[name]
         if col.isna().all():
             raise InvalidInputError(f"{what}: column {name!r} is empty (every value is missing); drop it "

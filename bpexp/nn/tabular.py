@@ -192,7 +192,8 @@ class TabularEncoder:
             The row number messages give for each row (a CSV file's own line
             numbers); default the 0-based position.
         unknown : dict, optional
-            Filled with ``{column: count}`` of categories never seen in training.
+            Filled with ``{column: count}`` of values outside the model's categories
+            (never seen, too rare to keep, or missing where training had no gaps).
 
         Raises
         ------
@@ -240,7 +241,7 @@ class TabularEncoder:
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
             kind = "infinite" if np.isinf(x[r]) else "beyond float32's range (±3.4e38)"
-            raise InvalidInputError(f"{what} row {_row(r, row_numbers)}, column {col.name!r}: {x[r]!r} is {kind}; "
+            raise InvalidInputError(f"{what} row {_row(r, row_numbers)}, column {col.name!r}: {float(x[r])!r} is {kind}; "
                                     "every feature must be a finite number")
         x -= col.mean
         x /= col.scale
@@ -316,7 +317,8 @@ def _category_values(raw, col: CategoricalColumn) -> np.ndarray:
         keyed = np.array([category_key(v) for v in cats] + [None], dtype=object)
         values[:] = keyed[codes]  # code -1 (missing) picks the trailing None
         return values
-    arr = np.asarray(raw)
+    # A plain list keeps its values' own types (NumPy would turn [3, "4", 2.0] into strings).
+    arr = np.asarray(raw) if hasattr(raw, "dtype") else np.asarray(raw, dtype=object)
     if arr.dtype.kind == "b":  # whole-array conversions: no per-row normalization needed
         return np.where(arr, "True", "False").astype(object).reshape(-1)
     if arr.dtype.kind in "iuU":

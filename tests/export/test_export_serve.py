@@ -132,7 +132,7 @@ def test_bad_requests_get_4xx_naming_the_problem(server, data):
     nan = json.loads(json.dumps(split))
     nan["data"][2][1] = None
     cases.append(({"dataframe_split": nan}, "application/json",
-                  ["row 2, column 'sepal_width_cm': a missing value (NaN)"]))
+                  ["row 2, column 'sepal_width_cm': a missing value (empty or NaN)"]))
 
     text = json.loads(json.dumps(split))
     text["data"][1][0] = "abc"
