@@ -57,17 +57,57 @@ def _read_csv(path: Path, encoding: str, sep: str, what: str):
     import pandas as pd
 
     header = _csv_header(path, encoding, sep, what)
+    # Blank lines are kept (as all-missing rows, dropped below) so the index stays the file's line number.
+    options = {"sep": sep, "encoding": encoding, "skip_blank_lines": False, "low_memory": False}
     try:
-        # Blank lines are kept (as all-missing rows, dropped below) so the index stays the file's line number.
-        frame = pd.read_csv(path, sep=sep, encoding=encoding, skip_blank_lines=False, low_memory=False)
+        frame = _read_csv_in_chunks(path, options, pd)
+        if frame is None:  # the chunks disagree on a column's type, or the file is bad: read it whole
+            frame = pd.read_csv(path, **options)
     except UnicodeDecodeError as exc:
         raise InvalidInputError(_encoding_message(what, encoding, exc)) from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise InvalidInputError(f"{what} is not a readable CSV file: {_first_line(exc)}") from None
     frame.columns = header
     frame.index = np.arange(2, len(frame) + 2)
-    blank = frame.isna().all(axis=1)
-    return frame[~blank.to_numpy()] if blank.any() else frame
+    blank = _blank_rows(frame)
+    return frame[~blank] if blank.any() else frame
+
+
+#: Bytes of CSV text per chunk: pandas' C parser holds a chunk's tokens (~2x its text) while converting it,
+#: so reading a large file whole peaks at ~4x the frame; in chunks the frame is built with ~2x.
+CSV_CHUNK_BYTES = 32 * 2**20
+
+
+def _read_csv_in_chunks(path: Path, options: dict, pd):
+    """The whole file as one frame, read a chunk at a time; None unless every chunk has the same dtypes.
+
+    Types are inferred per chunk, so a column that is numbers in one chunk and text (or
+    integers and blanks) in another is read again whole, exactly as a whole read types it;
+    an unreadable file too, so its error is the whole read's.
+    """
+    if path.stat().st_size <= 2 * CSV_CHUNK_BYTES:
+        return None
+    with path.open("rb") as fh:
+        sample = fh.read(2**20)
+    rows = max(1000, CSV_CHUNK_BYTES * max(sample.count(b"\n"), 1) // len(sample))
+    try:
+        with pd.read_csv(path, chunksize=rows, **options) as reader:
+            chunks = list(reader)
+    except Exception:  # noqa: BLE001 - the whole read below raises (and reports) it the usual way
+        return None
+    if not chunks or any(not c.dtypes.equals(chunks[0].dtypes) for c in chunks[1:]):
+        return None
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+def _blank_rows(frame) -> np.ndarray:
+    """Rows in which every value is missing (``frame.isna().all(axis=1)``), stopping at the first full column."""
+    blank = np.ones(len(frame), dtype=bool)
+    for i in range(frame.shape[1]):
+        blank &= frame.iloc[:, i].isna().to_numpy()
+        if not blank.any():
+            break
+    return blank
 
 
 def _csv_header(path: Path, encoding: str, sep: str, what: str) -> list[str]:
@@ -110,7 +150,8 @@ def _read_parquet(path: Path, what: str):
         raise InvalidInputError(f"{what} is not a readable Parquet file: {_first_line(exc)}") from None
     names = [str(n).strip() for n in table.column_names]
     check_column_names(names, what)
-    frame = table.to_pandas()
+    # One block per column: pandas then wraps Arrow's buffers instead of copying every float column into one.
+    frame = table.to_pandas(split_blocks=True)
     frame.columns = names
     return frame
 

@@ -165,7 +165,9 @@ def table_features(frame, roles: ColumnRoles, what: str):
             out[name] = _numeric(col, name, what, pd)
         else:
             out[name] = _categories(col)
-    return pd.DataFrame(out, index=frame.index)
+    # copy=False: one block per column, no copy of a million rows into one float block (fresh arrays, or
+    # pandas' copy-on-write views of the caller's, either way never written through).
+    return pd.DataFrame(out, index=frame.index, copy=False)
 
 
 def _numeric(col, name: str, what: str, pd):
@@ -256,11 +258,16 @@ def fit_encoder(frame, roles: ColumnRoles | None = None, *, standardize: bool = 
 def _fit_numeric(col, name: str, standardize: bool, allow_missing: bool) -> NumericColumn:
     x = col.to_numpy(dtype=np.float64, na_value=np.nan)
     nan = np.isnan(x)
-    median = float(np.median(x[~nan])) if (~nan).any() else 0.0
-    filled = np.where(nan, median, x)
+    any_nan = bool(nan.any())
+    if not any_nan:  # the common case: no copies but the one np.median partitions
+        median, filled = (float(np.median(x)) if x.size else 0.0), x
+    else:
+        present = x[~nan]  # a fresh copy: np.median may partition it in place
+        median = float(np.median(present, overwrite_input=True)) if present.size else 0.0
+        filled = np.where(nan, median, x)
     mean, scale = (float(filled.mean()), float(filled.std())) if standardize else (0.0, 1.0)
     return NumericColumn(name, median, mean, scale if scale > 0 else 1.0,
-                         allow_missing=bool(nan.any()) or allow_missing, missing_fraction=float(nan.mean()))
+                         allow_missing=any_nan or allow_missing, missing_fraction=float(nan.mean()))
 
 
 def _fit_categorical(col, value_type: str, name: str, min_frequency: int, max_categories: int) -> CategoricalColumn:

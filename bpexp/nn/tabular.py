@@ -23,6 +23,7 @@ imports pandas.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -103,12 +104,18 @@ class CategoricalColumn:
 
     def codes(self, values: np.ndarray) -> tuple[np.ndarray, int]:
         """Output offsets (within this column's block) per row, -1 for all zeros; and the unknown count."""
+        codes, unknown = self._codes_and_unknown(values)
+        return codes, int(unknown.sum())
+
+    def _codes_and_unknown(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`codes`, with a per-row mask of the values counted as unknown."""
         lookup, n_known = self._lookup, len(self.categories)
         missing_code = n_known if self.has_missing else -2
         other_code = n_known + self.has_missing if self.has_other else -1
-        codes = np.fromiter((lookup.get(v, -3) for v in values), dtype=np.intp, count=len(values))
+        # map(dict.get) rather than a generator: the one per-row Python step, at C speed between calls.
+        codes = np.fromiter(map(lookup.get, values, itertools.repeat(-3)), dtype=np.intp, count=len(values))
+        unknown = np.zeros(len(values), dtype=bool)
         slow = np.flatnonzero(codes == -3)  # not a training category as is: normalize, then decide
-        unknown = 0
         for r in slow:
             key = category_key(values[r])
             if key is None:
@@ -117,10 +124,10 @@ class CategoricalColumn:
                 codes[r] = lookup[key]
             else:
                 codes[r] = other_code
-                unknown += 1
+                unknown[r] = True
         if missing_code == -2:  # missing never seen in training: treated like an unknown category
             was_missing = codes == -2
-            unknown += int(was_missing.sum())
+            unknown |= was_missing
             codes[was_missing] = other_code
         return codes, unknown
 
@@ -207,8 +214,17 @@ class TabularEncoder:
         if n_rows == 0:
             raise InvalidInputError(f"{what} has no rows")
         out = np.zeros((n_rows, self.n_features_out), dtype=dtype)
+        inputs = {c.name: table[c.name] if c.name in present else None for c in self.columns}
+        counts = _BlockEncoder(self, inputs, n_rows).run(out)
+        if counts is not None:
+            if unknown is not None:
+                for name, count in counts.items():
+                    if count:
+                        unknown[name] = unknown.get(name, 0) + count
+            return out
+        out[...] = 0  # a value to check: column by column, naming the first bad row as ever
         for col, start in zip(self.columns, self._offsets):
-            raw = table[col.name] if col.name in present else None
+            raw = inputs[col.name]
             if isinstance(col, NumericColumn):
                 self._numeric_into(out, start, col, raw, n_rows, what, row_numbers)
             else:
@@ -241,8 +257,8 @@ class TabularEncoder:
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
             kind = "infinite" if np.isinf(x[r]) else "beyond float32's range (±3.4e38)"
-            raise InvalidInputError(f"{what} row {_row(r, row_numbers)}, column {col.name!r}: {float(x[r])!r} is {kind}; "
-                                    "every feature must be a finite number")
+            raise InvalidInputError(f"{what} row {_row(r, row_numbers)}, column {col.name!r}: {float(x[r])!r} "
+                                    f"is {kind}; every feature must be a finite number")
         x -= col.mean
         x /= col.scale
         out[:, start] = x
@@ -297,14 +313,107 @@ def _column_optional(c: Column) -> bool:
 
 
 def _categorical_into(out, start, col: CategoricalColumn, raw, n_rows) -> int:
-    if raw is None:
-        values = np.full(n_rows, None, dtype=object)
-    else:
-        values = _category_values(raw, col)
-    codes, unknown = col.codes(values)
+    codes, unknown = _categorical_codes(raw, col, n_rows)
     rows = np.flatnonzero(codes >= 0)
     out[rows, start + codes[rows]] = 1
     return unknown
+
+
+def _categorical_codes(raw, col: CategoricalColumn, n_rows: int) -> tuple[np.ndarray, int]:
+    """:meth:`CategoricalColumn.codes` of a raw column; a pandas Categorical decides its few categories only."""
+    cat = getattr(raw, "cat", None) if raw is not None else None
+    if cat is None:
+        values = np.full(n_rows, None, dtype=object) if raw is None else _category_values(raw, col)
+        return col.codes(values)
+    keyed = np.array([category_key(v) for v in cat.categories] + [None], dtype=object)
+    per_category, unknown = col._codes_and_unknown(keyed)
+    row_categories = np.asarray(cat.codes)  # -1 (missing) picks the trailing None
+    count = int(unknown[row_categories].sum()) if unknown.any() else 0
+    return per_category[row_categories], count
+
+
+#: Rows encoded at a time: a block of the output stays in cache while every column is written into it.
+_BLOCK_ROWS = 4096
+
+
+class _BlockEncoder:
+    """The fast path of :meth:`TabularEncoder.transform`: whole-array conversions, then row blocks.
+
+    Numeric columns are imputed, checked and standardized together, a block of
+    rows at a time, with the same float64 operations as the column-at-a-time path
+    (so the same values). It gives up (``run`` returns None) at the first value the
+    checked path must report, and never raises for one.
+    """
+
+    def __init__(self, encoder: TabularEncoder, inputs: dict, n_rows: int):
+        self.encoder, self.inputs, self.n_rows = encoder, inputs, n_rows
+
+    def run(self, out: np.ndarray) -> dict[str, int] | None:
+        numeric, categorical, counts = [], [], {}
+        for col, start in zip(self.encoder.columns, self.encoder._offsets):
+            raw = self.inputs[col.name]
+            if isinstance(col, NumericColumn):
+                x = np.full(self.n_rows, np.nan) if raw is None else _float64_view(raw)
+                if x is None:
+                    return None
+                numeric.append((col, int(start), x))
+            else:
+                try:
+                    codes, counts[col.name] = _categorical_codes(raw, col, self.n_rows)
+                except TypeError:  # e.g. unhashable values: the checked path raises in the usual column order
+                    return None
+                categorical.append((int(start), codes, bool((codes >= 0).all())))
+        limit = _F32_MAX if out.dtype == np.float32 else math.inf
+        block = _NumericBlock(numeric, min(_BLOCK_ROWS, self.n_rows)) if numeric else None
+        every = np.arange(min(_BLOCK_ROWS, self.n_rows))
+        for r0 in range(0, self.n_rows, _BLOCK_ROWS):
+            r1 = min(r0 + _BLOCK_ROWS, self.n_rows)
+            rows = out[r0:r1]
+            if block is not None and not block.encode_into(rows, r0, r1, limit):
+                return None
+            for start, codes, all_set in categorical:
+                c = codes[r0:r1]
+                if all_set:
+                    rows[every[:r1 - r0], start + c] = 1
+                else:
+                    hit = np.flatnonzero(c >= 0)
+                    rows[hit, start + c[hit]] = 1
+        return counts
+
+
+class _NumericBlock:
+    """The numeric columns of a block of rows, as one (columns, rows) float64 array."""
+
+    def __init__(self, numeric: list, block_rows: int):
+        cols = [c for c, _, _ in numeric]
+        self.xs = [x for _, _, x in numeric]
+        self.median = np.array([c.median for c in cols], dtype=np.float64)[:, None]
+        self.mean = np.array([c.mean for c in cols], dtype=np.float64)[:, None]
+        self.scale = np.array([c.scale for c in cols], dtype=np.float64)[:, None]
+        self.allow = np.array([c.allow_missing for c in cols])
+        self.at = np.array([s for _, s, _ in numeric])
+        self.indicator_at = np.array([s + 1 for c, s, _ in numeric if c.allow_missing], dtype=np.intp)
+        self.buf = np.empty((len(cols), block_rows), dtype=np.float64)
+
+    def encode_into(self, rows: np.ndarray, r0: int, r1: int, limit: float) -> bool:
+        """Write rows ``r0:r1`` into ``rows``; False (nothing reported) if a value needs the checked path."""
+        X = self.buf[:, :r1 - r0]
+        for j, x in enumerate(self.xs):
+            X[j] = x[r0:r1]
+        nan = np.isnan(X)
+        if nan.any():
+            if nan[~self.allow].any():
+                return False
+            np.copyto(X, self.median, where=nan)
+        top = float(np.abs(X).max())
+        if not (top <= limit and math.isfinite(top)):  # NaN, inf, or beyond float32
+            return False
+        X -= self.mean
+        X /= self.scale
+        rows[:, self.at] = X.T
+        if self.indicator_at.size:
+            rows[:, self.indicator_at] = nan[self.allow].T
+        return True
 
 
 def _category_values(raw, col: CategoricalColumn) -> np.ndarray:
@@ -328,18 +437,9 @@ def _category_values(raw, col: CategoricalColumn) -> np.ndarray:
 
 def _as_float64(raw, name: str, what: str, row_numbers) -> np.ndarray:
     """A numeric column as float64 (missing -> NaN); a value that is not a number names its row."""
-    to_numpy = getattr(raw, "to_numpy", None)
-    try:
-        if to_numpy is not None:
-            x = to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            arr = np.asarray(raw)
-            if arr.dtype.kind in "US":
-                raise ValueError("strings")
-            x = arr.astype(np.float64)
-        return np.array(x, dtype=np.float64, copy=True).reshape(-1)
-    except (ValueError, TypeError):
-        pass
+    x = _float64_view(raw)
+    if x is not None:
+        return np.array(x, dtype=np.float64, copy=True)
     values = np.asarray(raw, dtype=object).reshape(-1)
     x = np.empty(values.size)
     for r, v in enumerate(values):
@@ -354,6 +454,22 @@ def _as_float64(raw, name: str, what: str, row_numbers) -> np.ndarray:
             raise InvalidInputError(f"{what} row {_row(r, row_numbers)}, column {name!r}: {v!r} is not a number"
                                     ) from None
     return x
+
+
+def _float64_view(raw) -> np.ndarray | None:
+    """A numeric column as a 1-D float64 array (missing -> NaN), not copied when it is one; None if not numbers."""
+    to_numpy = getattr(raw, "to_numpy", None)
+    try:
+        if to_numpy is not None:
+            x = to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            arr = np.asarray(raw)
+            if arr.dtype.kind in "US":
+                raise ValueError("strings")
+            x = arr.astype(np.float64, copy=False)
+        return np.asarray(x, dtype=np.float64).reshape(-1)
+    except (ValueError, TypeError):
+        return None
 
 
 def _table_columns(table, what: str) -> tuple[list[str], int]:
