@@ -58,11 +58,11 @@ def _read_csv(path: Path, encoding: str, sep: str, what: str):
 
     header = _csv_header(path, encoding, sep, what)
     # Blank lines are kept (as all-missing rows, dropped below) so the index stays the file's line number.
-    options = {"sep": sep, "encoding": encoding, "skip_blank_lines": False, "low_memory": False}
+    options = {"sep": sep, "encoding": encoding, "skip_blank_lines": False}
     try:
-        frame = _read_csv_in_chunks(path, options, pd)
-        if frame is None:  # the chunks disagree on a column's type, or the file is bad: read it whole
-            frame = pd.read_csv(path, **options)
+        frame = _read_csv_fast(path, options, pd)
+        if frame is None:  # typed differently than a whole read would type it, or unreadable: read it whole
+            frame = pd.read_csv(path, **options, low_memory=False)
     except UnicodeDecodeError as exc:
         raise InvalidInputError(_encoding_message(what, encoding, exc)) from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -73,31 +73,40 @@ def _read_csv(path: Path, encoding: str, sep: str, what: str):
     return frame[~blank] if blank.any() else frame
 
 
-#: Bytes of CSV text per chunk: pandas' C parser holds a chunk's tokens (~2x its text) while converting it,
-#: so reading a large file whole peaks at ~4x the frame; in chunks the frame is built with ~2x.
-CSV_CHUNK_BYTES = 32 * 2**20
+def _read_csv_fast(path: Path, options: dict, pd):
+    """pandas' default reader (pandas 3.1 parses a large file on every core), or None where it may differ.
 
-
-def _read_csv_in_chunks(path: Path, options: dict, pd):
-    """The whole file as one frame, read a chunk at a time; None unless every chunk has the same dtypes.
-
-    Types are inferred per chunk, so a column that is numbers in one chunk and text (or
-    integers and blanks) in another is read again whole, exactly as a whole read types it;
-    an unreadable file too, so its error is the whole read's.
+    It infers types per chunk of the file. Where chunks disagree it says so (a
+    ``DtypeWarning``: a column that is numbers in one chunk and text in another)
+    or, mixing integers and floats, gives the float64 a whole read gives, the
+    same numbers below 2**53. For those cases, and for any error (whose message
+    is then the whole read's), the caller reads the file whole, as bpexp always did.
     """
-    if path.stat().st_size <= 2 * CSV_CHUNK_BYTES:
-        return None
-    with path.open("rb") as fh:
-        sample = fh.read(2**20)
-    rows = max(1000, CSV_CHUNK_BYTES * max(sample.count(b"\n"), 1) // len(sample))
+    import warnings
+
     try:
-        with pd.read_csv(path, chunksize=rows, **options) as reader:
-            chunks = list(reader)
-    except Exception:  # noqa: BLE001 - the whole read below raises (and reports) it the usual way
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frame = pd.read_csv(path, **options)
+    except Exception:  # noqa: BLE001 - the whole read raises (and reports) it the usual way
         return None
-    if not chunks or any(not c.dtypes.equals(chunks[0].dtypes) for c in chunks[1:]):
+    others = [w for w in caught if not issubclass(w.category, pd.errors.DtypeWarning)]
+    if len(others) < len(caught) or _has_huge_floats(frame):
         return None
-    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    for w in others:  # what a plain read would have shown
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return frame
+
+
+def _has_huge_floats(frame) -> bool:
+    """A float column holding a number of 2**53 or more (there chunked typing may round differently)."""
+    for i, dtype in enumerate(frame.dtypes):
+        if getattr(dtype, "kind", "") == "f":
+            x = frame.iloc[:, i].to_numpy()
+            # fmax/fmin skip NaN without a temporary array; an all-missing column gives NaN (False below).
+            if x.size and max(-np.fmin.reduce(x), np.fmax.reduce(x)) >= 2.0**53:
+                return True
+    return False
 
 
 def _blank_rows(frame) -> np.ndarray:
