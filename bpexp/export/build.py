@@ -217,6 +217,8 @@ def _write_onnx(staged: Path, rm, result: ExportResult) -> None:
                                 producer_note=f"bpexp run {result.run_id} ({result.experiment_name})")
     path = staged / "model.onnx"
     onnx.save(proto, str(path))
-    result.onnx_check = onnx_export.check_onnx(path, rm.model, rm.example.to_numpy(), atol=onnx_export.ONNX_ATOL)
+    # A table model is checked on its raw example rows (strings, None), a plain one on the feature matrix.
+    example = rm.example if rm.model.encoder is not None else rm.example.to_numpy()
+    result.onnx_check = onnx_export.check_onnx(path, rm.model, example, atol=onnx_export.ONNX_ATOL)
     result.onnx_opset = onnx_export.ONNX_OPSET
     result.onnx_path = path

@@ -132,8 +132,10 @@ def _files_section(result) -> list[str]:
     lines += ["README.md                           this card", "```", ""]
     if result.onnx_check is not None:
         c = result.onnx_check
+        rows = f"{c.n_rows} example rows" if not getattr(c, "n_edge_rows", 0) else \
+            f"{c.n_rows - c.n_edge_rows} example rows and {c.n_edge_rows} with unseen categories and missing values"
         lines += [f"The ONNX graph was checked against the NumPy model with onnxruntime when exporting: max "
-                  f"absolute difference {c.max_abs_diff:.2g} on {c.n_rows} example rows.", ""]
+                  f"absolute difference {c.max_abs_diff:.2g} on {rows}.", ""]
     return lines
 
 
@@ -167,7 +169,9 @@ def _usage_section(result, model) -> list[str]:
               "Columns the model does not know are ignored by MLflow's schema check.", "",
               "In process, `pyfunc.predict` wants float columns (MLflow's schema check refuses to cast int64 to "
               "double); `bpexp.load_model` and `bpexp predict` take any numbers.", ""]
-    if result.onnx_path:
+    if result.onnx_path and model.encoder is not None:
+        lines += _onnx_table_usage(path, model)
+    elif result.onnx_path:
         out = "probabilities" if proba else "predictions"
         lines += ["ONNX Runtime:", "", "```python", "import numpy as np, onnxruntime as ort",
                   f'session = ort.InferenceSession("{path}/model.onnx")',
@@ -175,3 +179,16 @@ def _usage_section(result, model) -> list[str]:
         if model.task == "classification":
             lines += ["The graph's second output `label` holds the class labels.", ""]
     return lines
+
+
+def _onnx_table_usage(path, model) -> list[str]:
+    """How to feed the ONNX graph of a table model: one (N, 1) input per raw column."""
+    out = "probabilities" if model.is_classifier else "predictions"
+    return ["ONNX Runtime (the preprocessing is in the graph; one `(N, 1)` input per column: float64 with NaN "
+            "for a missing number, strings with `\"\"` for a missing category, booleans and integers as "
+            "`\"True\"`, `\"3\"`):", "", "```python", "import onnxruntime as ort",
+            "from bpexp.export.onnx import onnx_inputs",
+            f'session = ort.InferenceSession("{path}/model.onnx")',
+            f"{out}, *rest = session.run(None, onnx_inputs(model, df))   # raw rows as model.predict takes them",
+            "```", "", "The graph's metadata property `inputs` lists each input's type, categories and missing "
+            "marker for callers without bpexp.", ""]

@@ -133,7 +133,7 @@ def _check_table(ort, path, model, X, atol: float) -> OnnxCheck:
     except Exception as exc:  # noqa: BLE001 - any runtime failure means the graph is unusable
         raise OnnxCheckError(f"onnxruntime cannot run the exported graph {path}: {exc}") from None
     names = [o.name for o in session.get_outputs()]
-    _compare_features(got[names.index(features_name)], features, model.encoder, rows, atol)
+    _compare_features(got[names.index(features_name)], features, model.encoder, rows, atol, len(features) - n_edge)
     got = [got[i] for i, n in enumerate(names) if n != features_name]
     n_example = len(expected) - n_edge
     check = _compare(got, expected, atol, f"on {len(expected)} rows ({n_example} example rows and {n_edge} with "
@@ -154,7 +154,7 @@ def _expose_features(proto) -> str:
     return name
 
 
-def _compare_features(got, expected: np.ndarray, encoder, rows: dict, atol: float) -> None:
+def _compare_features(got, expected: np.ndarray, encoder, rows: dict, atol: float, n_example: int) -> None:
     """Each input column's block of the graph's feature matrix against the NumPy encoder's; names the column."""
     if got.shape != expected.shape:
         raise OnnxCheckError(f"the ONNX graph encodes the rows into shape {got.shape}, the NumPy encoder into "
@@ -167,9 +167,10 @@ def _compare_features(got, expected: np.ndarray, encoder, rows: dict, atol: floa
         bad = ~(diff <= atol)  # NaN counts as a difference
         if bad.any():
             r = int(np.flatnonzero(bad.any(axis=1))[0])
+            row = f"example row {r}" if r < n_example else "an added check row"
             raise OnnxCheckError(
                 f"the ONNX graph's preprocessing of input column {col.name!r} differs from the NumPy encoder: "
-                f"row {r} (value {rows[col.name][r]!r}) is encoded as {got[r, block].tolist()} instead of "
+                f"{row} (value {rows[col.name][r]!r}) is encoded as {got[r, block].tolist()} instead of "
                 f"{expected[r, block].tolist()} ({', '.join(col.output_names())})")
 
 

@@ -9,7 +9,9 @@ What callers send (each input has shape ``(N, 1)``):
 * a **categorical** column: ``string``, the value's category key as
   :func:`bpexp.nn.tabular.category_key` writes it -- strings as they are, booleans as
   ``"True"``/``"False"``, integers in decimal (``"3"``) -- and the **empty string**
-  ``""`` where the value is missing.
+  ``""`` where the value is missing. onnxruntime turns the objects of an object array
+  into strings with ``str()``, so raw ``True`` or ``3`` work as they are, but ``None``
+  becomes ``"None"`` and NaN ``"nan"``, both read as categories never seen: send ``""``.
 
 :func:`bpexp.export.onnx.onnx_inputs` builds these arrays from a DataFrame of raw rows.
 
