@@ -187,8 +187,9 @@ def _onnx_table_usage(path, model) -> list[str]:
     return ["ONNX Runtime (the preprocessing is in the graph; one `(N, 1)` input per column: float64 with NaN "
             "for a missing number, strings with `\"\"` for a missing category, booleans and integers as "
             "`\"True\"`, `\"3\"`):", "", "```python", "import onnxruntime as ort",
-            "from bpexp.export.onnx import onnx_inputs",
+            "import bpexp", "from bpexp.export.onnx import onnx_inputs",
             f'session = ort.InferenceSession("{path}/model.onnx")',
-            f"{out}, *rest = session.run(None, onnx_inputs(model, df))   # raw rows as model.predict takes them",
+            f'feeds = onnx_inputs(bpexp.load_model("{path}"), df)   # raw rows as model.predict takes them',
+            f"{out}, *rest = session.run(None, feeds)",
             "```", "", "The graph's metadata property `inputs` lists each input's type, categories and missing "
             "marker for callers without bpexp.", ""]

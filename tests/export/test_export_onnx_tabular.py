@@ -170,6 +170,17 @@ def test_regression_table_model(tmp_path):
     check_onnx(path, model, frame.head(5))
 
 
+def test_a_column_whose_categories_were_all_rare_is_all_other(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"code": [f"c{i}" for i in range(60)], "x": rng.normal(size=60), "y": [0, 1] * 30})
+    model = _fit(frame, "y", epochs=2)
+    assert model.encoder.columns[0].categories == [] and model.encoder.columns[0].has_other
+    _, session = _session(model, tmp_path, features=True)
+    raw = pd.DataFrame({"code": ["c1", "new", None], "x": [0.0, 1.0, 2.0]})
+    *_, features = session.run(None, onnx_inputs(model, raw))
+    assert features[:, 0].tolist() == [1, 1, 1] and np.array_equal(features, model.check_X(raw))
+
+
 def test_onnx_inputs_from_a_dict_and_an_absent_optional_column(penguins):
     model = penguins[1]
     rows = {"island": ["Dream", "Biscoe"], "bill_length_mm": [40.0, None], "bill_depth_mm": [18.0, 17.0],

@@ -110,8 +110,11 @@ def _categorical(g: Graph, col) -> str:
     n_known = len(col.categories)
     keys = list(col.categories) + ([MISSING_STRING] if col.has_missing else [])
     other = n_known + col.has_missing if col.has_other else -1  # -1: compares equal to nothing (all zeros)
+    values = list(range(len(keys)))
+    if not keys:  # every training category was rare: all values go to other, missing ones too (as in NumPy)
+        keys, values = [MISSING_STRING], [other]  # (an attribute cannot be an empty list)
     codes = g.op("LabelEncoder", [col.name], "category_code", domain=ML_DOMAIN,
-                 keys_strings=keys, values_int64s=list(range(len(keys))), default_int64=other)
+                 keys_strings=keys, values_int64s=values, default_int64=other)
     hot = g.op("Equal", [codes, g.const("offsets", np.arange(col.width, dtype=np.int64))], "one_hot")
     return g.op("Cast", [hot], "one_hot_cast", to=elem_type(g.dtype))
 
