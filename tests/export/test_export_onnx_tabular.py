@@ -66,7 +66,7 @@ def _mixed(n: int = 300, seed: int = 0) -> pd.DataFrame:
     color = rng.choice(["red", "green", "blue", "teal"], size=n, p=[0.4, 0.3, 0.28, 0.02]).astype(object)
     color[rng.random(n) < 0.1] = None
     flag = rng.random(n) < 0.5
-    city = rng.choice(["Oslo", "Lima"], size=n)
+    city = rng.choice(["Oslo", "Zürich"], size=n)  # UTF-8 strings in and out of onnxruntime
     y = ((np.nan_to_num(x) > 0) ^ flag ^ (city == "Oslo")).astype(int) + (grade == 3)
     return pd.DataFrame({"x": x, "count": rng.integers(0, 50, size=n), "flag": flag, "grade": grade,
                          "color": color, "city": city, "y": y})
@@ -117,18 +117,21 @@ def test_bool_integer_other_and_missing_buckets_match_numpy(tmp_path):
         "flag": pd.array([True, False, True, False, True, None], dtype=object),
         "grade": pd.array([1, 7, 99, None, 3, 2], dtype=object),  # rare, unseen, missing (no missing bucket)
         "color": ["red", "teal", "purple", None, "blue", "green"],  # rare, unseen, missing (has the bucket)
-        "city": ["Oslo", "Atlantis", None, "Lima", "Lima", "Oslo"],  # unseen and missing: no bucket at all
+        "city": ["Oslo", "Atlantis", None, "Zürich", "Zürich", "Oslo"],  # unseen and missing: no bucket at all
     })
     _, session = _session(model, tmp_path, features=True)
     feeds = onnx_inputs(model, raw)
     assert feeds["flag"][:, 0].tolist() == ["True", "False", "True", "False", "True", ""]
+    typed = {"flag": np.array([True, False]), "grade": np.array([7, 2]), "color": np.array(["teal", "red"])}
+    assert {k: v[:, 0].tolist() for k, v in onnx_inputs(model, {**raw.head(2), **typed}).items()
+            if k in typed} == {"flag": ["True", "False"], "grade": ["7", "2"], "color": ["teal", "red"]}
     assert feeds["grade"][:, 0].tolist() == ["1", "7", "99", "", "3", "2"]
     proba, label, features = session.run(None, feeds)
     expected = model.check_X(raw)
     assert np.array_equal(features, expected)  # bit for bit: imputation and scaling in float64 as NumPy does
     names = model.encoder.feature_names_out
     block = {n: features[:, names.index(n)] for n in names}
-    assert block["city=Oslo"][1] == block["city=Lima"][1] == 0  # unseen without other bucket: all zeros
+    assert block["city=Oslo"][1] == block["city=Zürich"][1] == 0  # unseen without other bucket: all zeros
     assert block["color=other"].tolist()[:4] == [0, 1, 1, 0] and block["color=missing"][3] == 1
     assert block["grade=other"].tolist()[:4] == [0, 1, 1, 1]  # missing without a missing bucket: other
     assert block["x=missing"].tolist()[:2] == [0, 1]
@@ -189,6 +192,8 @@ def test_onnx_inputs_from_a_dict_and_an_absent_optional_column(penguins):
     assert feeds["sex"][:, 0].tolist() == ["", ""]
     assert feeds["bill_length_mm"].dtype == np.float64 and np.isnan(feeds["bill_length_mm"][1, 0])
     assert feeds["flipper_length_mm"][:, 0].tolist() == [190.0, 200.0]
+    as_category = {**rows, "island": pd.Series(["Dream", None], dtype="category")}
+    assert onnx_inputs(model, as_category)["island"][:, 0].tolist() == ["Dream", ""]
     with pytest.raises(bpexp.errors.InvalidInputError, match="missing column.*'year'"):
         onnx_inputs(model, {k: v for k, v in rows.items() if k != "year"})
 
@@ -202,10 +207,11 @@ def test_missing_marker_is_the_same_in_feeds_and_graph():
 def test_column_names_of_graph_internals_are_kept_apart(tmp_path):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"features": rng.normal(size=80), "input": rng.choice(["a", "b"], size=80),
-                          "matmul0_3": rng.normal(size=80), "y": rng.integers(0, 2, size=80)})
+                          "matmul0_3": rng.normal(size=80), "Größe (cm)": rng.normal(size=80),
+                          "y": rng.integers(0, 2, size=80)})
     model = _fit(frame, "y", epochs=3)
     path, session = _session(model, tmp_path)
-    assert sorted(i.name for i in session.get_inputs()) == ["features", "input", "matmul0_3"]
+    assert sorted(i.name for i in session.get_inputs()) == ["Größe (cm)", "features", "input", "matmul0_3"]
     check_onnx(path, model, frame.head(5))
 
 

@@ -45,7 +45,7 @@ def onnx_inputs(model, table, what: str = "input") -> dict[str, np.ndarray]:
     encoder = getattr(model, "encoder", None)
     if encoder is None:
         return {INPUT_NAME: encoded}
-    from bpexp.nn.tabular import CategoricalColumn, category_key
+    from bpexp.nn.tabular import CategoricalColumn
 
     present = column_names(table)
     n = len(encoded)
@@ -53,12 +53,34 @@ def onnx_inputs(model, table, what: str = "input") -> dict[str, np.ndarray]:
     for col in encoder.columns:
         raw = table[col.name] if col.name in present else None
         if isinstance(col, CategoricalColumn):
-            values = [None] * n if raw is None else np.asarray(raw, dtype=object).reshape(-1)
-            keys = [category_key(v) for v in values]
-            feeds[col.name] = np.array([MISSING_STRING if k is None else k for k in keys], dtype=object).reshape(n, 1)
+            keys = np.full(n, MISSING_STRING, dtype=object) if raw is None else category_strings(raw)
+            feeds[col.name] = keys.reshape(n, 1)
         else:
             feeds[col.name] = float64_column(raw, n).reshape(n, 1)
     return feeds
+
+
+def category_strings(raw) -> np.ndarray:
+    """Category keys (:func:`~bpexp.nn.tabular.category_key`) as an object array, ``""`` where missing.
+
+    Whole-array conversions where the dtype allows (a pandas categorical maps its few
+    categories); per value otherwise, with strings, the common case, taken as they are.
+    """
+    from bpexp.nn.tabular import category_key
+
+    cat = getattr(raw, "cat", None)
+    if cat is not None:
+        keys = [category_key(c) for c in cat.categories]
+        lookup = np.array([MISSING_STRING if k is None else k for k in keys] + [MISSING_STRING], dtype=object)
+        return lookup[np.asarray(cat.codes)]  # code -1 (missing) picks the trailing ""
+    arr = np.asarray(raw) if hasattr(raw, "dtype") else np.asarray(raw, dtype=object)
+    arr = arr.reshape(-1)
+    if arr.dtype.kind == "b":
+        return np.where(arr, "True", "False").astype(object)
+    if arr.dtype.kind in "iuU":
+        return arr.astype(str).astype(object)
+    out = [v if type(v) is str else category_key(v) for v in arr.astype(object)]
+    return np.array([MISSING_STRING if k is None else k for k in out], dtype=object)
 
 
 def column_names(table) -> set[str]:
