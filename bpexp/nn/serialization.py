@@ -118,11 +118,11 @@ def save_model(model, path) -> Path:
 
 
 def _preprocessing_meta(model):
-    if model.encoder is not None:  # a table: what was learned is plain JSON, no arrays
-        return {"kind": "table", "encoder": model.encoder.to_dict()}
+    targets = model.target_scaler is not None and model.target_scaler.fitted
+    if model.encoder is not None:  # a table: what the encoder learned is plain JSON, no arrays
+        return {"kind": "table", "encoder": model.encoder.to_dict(), "targets_fitted": targets}
     if model.preprocessing is None:
         return None
-    targets = model.target_scaler is not None and model.target_scaler.fitted
     return {"kind": "standardize", "fitted": model.preprocessing.fitted, "targets_fitted": targets}
 
 
