@@ -210,7 +210,7 @@ def export_run(run_id: str, out_dir, *, tracking_uri: str | None = None, onnx: b
 
 
 def _write_onnx(staged: Path, rm, result: ExportResult) -> None:
-    from bpexp.export import onnx_export
+    from bpexp.export import onnx as onnx_export
 
     onnx = onnx_export.require_onnx()
     proto = onnx_export.to_onnx(rm.model, feature_names=rm.feature_names,
