@@ -28,9 +28,20 @@ class BpexpPyfuncModel(PythonModel):
     """Serves a bpexp MLP: raw feature rows in, labels (or probabilities) out."""
 
     def load_context(self, context) -> None:
+        from pathlib import Path
+
+        from bpexp.errors import ModelFormatError
         from bpexp.nn.serialization import load_model_folder
 
-        self.model = load_model_folder(context.artifacts["bpexp_model"])
+        # The same containment rule as bpexp.load_model: MLflow joins the artifact path from
+        # MLmodel to the model directory, so an absolute or "../" path, or a symlinked folder,
+        # would load some other model without a word. This file sits at the model's root.
+        model_dir = Path(__file__).resolve().parent
+        folder = Path(context.artifacts["bpexp_model"])
+        if not folder.resolve().is_relative_to(model_dir):
+            raise ModelFormatError(f"the model's bpexp_model artifact {str(folder)!r} is outside the model "
+                                   f"directory {str(model_dir)!r} (a link or an absolute path); refused")
+        self.model = load_model_folder(folder)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from bpexp.errors import InvalidInputError

@@ -155,7 +155,7 @@ def test_booleans_and_named_integer_columns_are_categories():
                           "y": [0, 1] * 20})
     roles = infer_roles(frame, target="y", categorical=["code"])
     assert roles.categorical == ["flag", "code"] and roles.numeric == ["x"]
-    assert roles.value_types == {"flag": "boolean", "code": "integer"}
+    assert roles.value_types == {"flag": "boolean", "code": "integer", "x": "float"}
     ds = bpexp.load_dataset(frame, target="y", categorical=["code"])
     enc = fit_encoder(ds.X, ds.roles)
     assert [n for n in enc.feature_names_out if "=" in n] == ["flag=False", "flag=True", "code=1", "code=2",
@@ -287,3 +287,17 @@ def test_real_sklearn_table_with_injected_gaps_trains():
     model = bpexp.MLP([enc.n_features_out, 16, 3], encoder=enc, seed=0)
     bpexp.fit(model, parts.X_train, parts.y_train, optimizer="adam", lr=0.01, epochs=60, batch_size=16)
     assert bpexp.evaluate(model, parts.X_test, parts.y_test)["accuracy"] > 0.85
+
+
+def test_table_regression_scales_its_targets_and_round_trips(tmp_path):
+    ds = bpexp.load_dataset(PENGUINS, target="body_mass_g", drop_missing_target=True)
+    assert ds.task == "regression" and ds.is_table
+    parts = bpexp.split(ds, seed=0)
+    enc = fit_encoder(parts.X_train, ds.roles)
+    model = bpexp.MLP([enc.n_features_out, 32, 1], task="regression", encoder=enc, seed=0)
+    bpexp.fit(model, parts.X_train, parts.y_train, optimizer="adam", lr=0.01, epochs=60, batch_size=16, seed=0)
+    assert model.target_scaler is not None and 3000 < float(model.target_scaler.mean[0]) < 5500  # grams
+    assert bpexp.evaluate(model, parts.X_test, parts.y_test)["r2"] > 0.7
+    model.save(tmp_path / "m")
+    loaded = bpexp.load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict(parts.X_test), model.predict(parts.X_test))

@@ -36,7 +36,7 @@ class ColumnRoles:
     categorical: list[str] = field(default_factory=list)
     drop: list[str] = field(default_factory=list)
     inferred: dict[str, str] = field(default_factory=dict)  # column -> why (e.g. "strings")
-    value_types: dict[str, str] = field(default_factory=dict)  # categorical column -> "string"/"boolean"/"integer"
+    value_types: dict[str, str] = field(default_factory=dict)  # column -> "string"/"boolean"/"integer"/"float"
     target: str | None = None  # accepted (and ignored) in prediction inputs
 
     @property
@@ -97,8 +97,7 @@ def infer_roles(frame, *, target: str | None = None, numeric=(), categorical=(),
             role, why = _role_of(frame[name], name, pd)
         getattr(roles, role).append(name)
         roles.inferred[name] = why
-        if role == "categorical":
-            roles.value_types[name] = _value_type(frame[name])
+        roles.value_types[name] = _value_type(frame[name])
     if not roles.features:
         raise InvalidInputError(f"no feature columns left (columns {columns}, target {target!r}, "
                                 f"dropped {roles.drop})")
@@ -247,7 +246,9 @@ def fit_encoder(frame, roles: ColumnRoles | None = None, *, standardize: bool = 
     for name in [str(c) for c in frame.columns if str(c) in roles.features]:
         col = typed[name]
         if name in roles.numeric:
-            columns.append(_fit_numeric(col, name, standardize, name in allow_missing))
+            column = _fit_numeric(col, name, standardize, name in allow_missing)
+            column.value_type = "integer" if roles.value_types.get(name) == "integer" else "float"
+            columns.append(column)
         else:
             value_type = roles.value_types.get(name) or _value_type(frame[name])
             columns.append(_fit_categorical(col, value_type, name, min_frequency, max_categories))
@@ -290,4 +291,6 @@ def _value_type(raw) -> str:
         return "boolean"
     if pd.api.types.is_integer_dtype(raw.dtype):
         return "integer"
+    if pd.api.types.is_float_dtype(raw.dtype):
+        return "float"
     return "string"

@@ -210,13 +210,15 @@ def export_run(run_id: str, out_dir, *, tracking_uri: str | None = None, onnx: b
 
 
 def _write_onnx(staged: Path, rm, result: ExportResult) -> None:
-    from bpexp.export import onnx_export
+    from bpexp.export import onnx as onnx_export
 
     onnx = onnx_export.require_onnx()
     proto = onnx_export.to_onnx(rm.model, feature_names=rm.feature_names,
                                 producer_note=f"bpexp run {result.run_id} ({result.experiment_name})")
     path = staged / "model.onnx"
     onnx.save(proto, str(path))
-    result.onnx_check = onnx_export.check_onnx(path, rm.model, rm.example.to_numpy(), atol=onnx_export.ONNX_ATOL)
+    # A table model is checked on its raw example rows (strings, None), a plain one on the feature matrix.
+    example = rm.example if rm.model.encoder is not None else rm.example.to_numpy()
+    result.onnx_check = onnx_export.check_onnx(path, rm.model, example, atol=onnx_export.ONNX_ATOL)
     result.onnx_opset = onnx_export.ONNX_OPSET
     result.onnx_path = path

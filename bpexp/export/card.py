@@ -35,7 +35,26 @@ def _architecture(model) -> str:
     sizes = " → ".join(str(s) for s in model.sizes)
     prep = "inputs standardized with training statistics (stored in the model)" if model.preprocessing is not None \
         else "raw inputs (no standardization)"
+    if model.encoder is not None:
+        prep = "table rows encoded by the model (impute, indicate gaps, standardize, one-hot)"
     return f"MLP {sizes}, hidden activation {act or 'none'}, head {model.head.name}, {model.dtype.name}; {prep}"
+
+
+def _feature_table(encoder) -> list[str]:
+    """The input columns of a table model: role, categories, missing values in training, what may be sent."""
+    lines = [f"Input: {len(encoder.columns)} columns of raw rows, matched by name; encoded into "
+             f"{encoder.n_features_out} features inside the model (learned from the training split).", "",
+             "| column | role | categories | missing in training | may be missing |", "|---|---|---|---|---|"]
+    optional = set(encoder.input_names) - set(encoder.required_columns())
+    for row in encoder.schema():
+        cats = str(row.get("categories", "")) + (" + other" if row.get("other_bucket") else "")
+        lines.append(f"| `{row['column']}` | {row['role']} | {cats} | {row['missing_fraction']:.1%} | "
+                     f"{'yes' if row['column'] in optional else 'no'} |")
+    lines += ["", "Categorical values never seen in training are encoded as `other` (or as no category), "
+              "never refused; a numeric column takes numbers only, and a gap only where it may be missing.", ""]
+    if encoder.ignored:
+        lines += [f"Columns accepted and ignored: {', '.join(f'`{c}`' for c in encoder.ignored)}.", ""]
+    return lines
 
 
 def model_card(result, rm, *, params: dict[str, str], metrics: dict[str, float]) -> str:
@@ -73,7 +92,10 @@ def model_card(result, rm, *, params: dict[str, str], metrics: dict[str, float])
     features = rm.feature_names
     shown = ", ".join(f"`{f}`" for f in features[:20]) + (f", … ({len(features)} in all)" if len(features) > 20
                                                         else "")
-    lines += [f"Input: {model.n_inputs} numeric columns, matched by name: {shown}.", ""]
+    if model.encoder is not None:
+        lines += _feature_table(model.encoder)
+    else:
+        lines += [f"Input: {model.n_inputs} numeric columns, matched by name: {shown}.", ""]
 
     rows = _metric_rows(metrics)
     if rows:
@@ -110,8 +132,10 @@ def _files_section(result) -> list[str]:
     lines += ["README.md                           this card", "```", ""]
     if result.onnx_check is not None:
         c = result.onnx_check
+        rows = f"{c.n_rows} example rows" if not getattr(c, "n_edge_rows", 0) else \
+            f"{c.n_rows - c.n_edge_rows} example rows and {c.n_edge_rows} with unseen categories and missing values"
         lines += [f"The ONNX graph was checked against the NumPy model with onnxruntime when exporting: max "
-                  f"absolute difference {c.max_abs_diff:.2g} on {c.n_rows} example rows.", ""]
+                  f"absolute difference {c.max_abs_diff:.2g} on {rows}.", ""]
     return lines
 
 
@@ -145,7 +169,9 @@ def _usage_section(result, model) -> list[str]:
               "Columns the model does not know are ignored by MLflow's schema check.", "",
               "In process, `pyfunc.predict` wants float columns (MLflow's schema check refuses to cast int64 to "
               "double); `bpexp.load_model` and `bpexp predict` take any numbers.", ""]
-    if result.onnx_path:
+    if result.onnx_path and model.encoder is not None:
+        lines += _onnx_table_usage(path, model)
+    elif result.onnx_path:
         out = "probabilities" if proba else "predictions"
         lines += ["ONNX Runtime:", "", "```python", "import numpy as np, onnxruntime as ort",
                   f'session = ort.InferenceSession("{path}/model.onnx")',
@@ -153,3 +179,17 @@ def _usage_section(result, model) -> list[str]:
         if model.task == "classification":
             lines += ["The graph's second output `label` holds the class labels.", ""]
     return lines
+
+
+def _onnx_table_usage(path, model) -> list[str]:
+    """How to feed the ONNX graph of a table model: one (N, 1) input per raw column."""
+    out = "probabilities" if model.is_classifier else "predictions"
+    return ["ONNX Runtime (the preprocessing is in the graph; one `(N, 1)` input per column: float64 with NaN "
+            "for a missing number, strings with `\"\"` for a missing category, booleans and integers as "
+            "`\"True\"`, `\"3\"`):", "", "```python", "import onnxruntime as ort",
+            "import bpexp", "from bpexp.export.onnx import onnx_inputs",
+            f'session = ort.InferenceSession("{path}/model.onnx")',
+            f'feeds = onnx_inputs(bpexp.load_model("{path}"), df)   # raw rows as model.predict takes them',
+            f"{out}, *rest = session.run(None, feeds)",
+            "```", "", "The graph's metadata property `inputs` lists each input's type, categories and missing "
+            "marker for callers without bpexp.", ""]

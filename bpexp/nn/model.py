@@ -102,7 +102,7 @@ class MLP:
         # Regression targets are standardized too: an output bias that must travel to a
         # target mean of ~150 (diabetes) otherwise takes thousands of steps.
         self.target_scaler: Standardizer | None = (
-            Standardizer() if standardize and task == "regression" else None
+            Standardizer() if (standardize or encoder is not None) and task == "regression" else None
         )
         self._init = init
         self._allocate()

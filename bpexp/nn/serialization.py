@@ -18,7 +18,7 @@ from bpexp.errors import InvalidInputError, ModelFormatError
 from bpexp.nn.preprocessing import Standardizer
 from bpexp.nn.tabular import TabularEncoder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: model.json records the SHA-256 of weights.npz
 MODEL_JSON = "model.json"
 WEIGHTS_NPZ = "weights.npz"
 
@@ -112,28 +112,37 @@ def save_model(model, path) -> Path:
     if model.target_scaler is not None and model.target_scaler.fitted:
         arrays["target_mean"] = model.target_scaler.mean
         arrays["target_scale"] = model.target_scaler.scale
-    (path / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     np.savez(path / WEIGHTS_NPZ, **arrays)
+    meta["weights_sha256"] = file_sha256(path / WEIGHTS_NPZ)
+    (path / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 
 def _preprocessing_meta(model):
-    if model.encoder is not None:  # a table: what was learned is plain JSON, no arrays
-        return {"kind": "table", "encoder": model.encoder.to_dict()}
+    targets = model.target_scaler is not None and model.target_scaler.fitted
+    if model.encoder is not None:  # a table: what the encoder learned is plain JSON, no arrays
+        return {"kind": "table", "encoder": model.encoder.to_dict(), "targets_fitted": targets}
     if model.preprocessing is None:
         return None
-    targets = model.target_scaler is not None and model.target_scaler.fitted
     return {"kind": "standardize", "fitted": model.preprocessing.fitted, "targets_fitted": targets}
 
 
 def load_model_folder(path):
     """Load a model folder written by :func:`save_model`.
 
+    Everything is checked before it is used, and nothing is allocated for what the
+    files merely claim: the architecture in ``model.json`` must match the array
+    headers inside ``weights.npz`` (read without loading the arrays), no member
+    beyond the expected ones may be present, and the file must have the SHA-256
+    that ``model.json`` records.
+
     Raises
     ------
     ModelFormatError
-        Missing files, malformed JSON, arrays missing, of the wrong shape, of a
-        non-float dtype (object arrays included) or non-finite.
+        Missing files, files that are symlinks out of the folder, malformed or
+        too deeply nested JSON, arrays missing, unexpected, of the wrong shape, of a
+        non-float dtype (object arrays included) or non-finite, or a weights file
+        that is not the one saved with ``model.json``.
     """
     path = Path(path)
     meta_path, weights_path = path / MODEL_JSON, path / WEIGHTS_NPZ
@@ -142,41 +151,137 @@ def load_model_folder(path):
     for p in (meta_path, weights_path):
         if not p.is_file():
             raise ModelFormatError(f"model folder {path} has no {p.name}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{meta_path} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != "bpexp-mlp":
-        raise ModelFormatError(f"{meta_path} is not a bpexp model description")
+        if not p.resolve().is_relative_to(path.resolve()):
+            raise ModelFormatError(f"{p} is a link to a file outside the model folder; refused")
+    meta = _read_meta(meta_path)
     prep = meta.get("preprocessing") or {}
     if not isinstance(prep, dict):
-        raise ModelFormatError(f"{meta_path}: preprocessing must be an object, got {prep!r}")
+        raise ModelFormatError(f"{meta_path}: preprocessing must be an object, got {prep!r}"[:300])
+    expected = _expected_arrays(meta, prep, meta_path)
+    check_npz_members(weights_path, expected)
     try:
         encoder = TabularEncoder.from_dict(prep.get("encoder")) if prep.get("kind") == "table" else None
         model = model_from_spec(meta, encoder)
     except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
         raise ModelFormatError(f"{meta_path} describes no valid model: {exc}") from None
-
+    if prep.get("targets_fitted") and model.target_scaler is None:
+        raise ModelFormatError(f"{meta_path}: target scaling is only valid for a regression model")
     arrays = _read_npz(weights_path)
-    expected = {f"W{i}": W.shape for i, (W, _) in enumerate(model.weights)}
-    expected |= {f"b{i}": b.shape for i, (_, b) in enumerate(model.weights)}
-    if prep.get("fitted"):
-        expected["standardize_mean"] = expected["standardize_scale"] = (model.n_inputs,)
-    if prep.get("targets_fitted"):
-        if model.target_scaler is None:
-            raise ModelFormatError(f"{meta_path}: target scaling is only valid for a regression model")
-        expected["target_mean"] = expected["target_scale"] = (model.n_outputs,)
-    for key, shape in expected.items():
-        if key not in arrays:
-            raise ModelFormatError(f"{weights_path} has no array {key!r}")
+    for key in expected:
         arr = arrays[key]
-        if arr.shape != shape:
-            raise ModelFormatError(f"{weights_path}: {key} has shape {arr.shape}, expected {shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ModelFormatError(f"{weights_path}: {key} has dtype {arr.dtype}, expected floats")
         if not np.isfinite(arr).all():
             raise ModelFormatError(f"{weights_path}: {key} contains NaN or inf")
     model.weights = [(arrays[f"W{i}"], arrays[f"b{i}"]) for i in range(len(model.weights))]
+    _restore_scalers(model, prep, arrays, weights_path)
+    if meta.get("classes") is not None:
+        model.classes_ = _read_classes(meta, model, meta_path)
+    _check_digest(meta, weights_path)  # last: every specific problem above has its own message
+    return model
+
+
+#: model.json is a few KB (a table's categories included); anything far larger is not ours.
+MAX_META_BYTES = 32 * 2**20
+#: The largest model a folder may declare (1e9 parameters, 4 GB of float32): beyond it, refuse before reading.
+MAX_PARAMS = 10**9
+
+
+def _read_meta(meta_path: Path) -> dict:
+    if meta_path.stat().st_size > MAX_META_BYTES:
+        raise ModelFormatError(f"{meta_path} is {meta_path.stat().st_size} bytes; a model description is far smaller")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{meta_path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ModelFormatError(f"{meta_path} is not a bpexp model description (JSON nested too deeply)") from None
+    if not isinstance(meta, dict) or meta.get("format") != "bpexp-mlp":
+        raise ModelFormatError(f"{meta_path} is not a bpexp model description")
+    return meta
+
+
+def _expected_arrays(meta: dict, prep: dict, meta_path: Path) -> dict[str, tuple[int, ...]]:
+    """Array name -> shape that the declared architecture needs (computed, not allocated)."""
+    sizes = meta.get("sizes")
+    if not isinstance(sizes, list) or len(sizes) < 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 < n < 2**31 for n in sizes):
+        raise ModelFormatError(f"{meta_path} describes no valid model: layer sizes must be positive integers "
+                               f"(at least two), got {str(sizes)[:200]}")
+    n_params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+    if n_params > MAX_PARAMS:
+        raise ModelFormatError(f"{meta_path} declares {n_params:,} parameters, more than bpexp loads "
+                               f"({MAX_PARAMS:,}); refused before reading the weights")
+    expected = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        expected[f"W{i}"], expected[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+    if prep.get("fitted"):
+        expected["standardize_mean"] = expected["standardize_scale"] = (sizes[0],)
+    if prep.get("targets_fitted"):
+        expected["target_mean"] = expected["target_scale"] = (sizes[-1],)
+    return expected
+
+
+def check_npz_members(weights_path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """Compare the ``.npy`` headers inside the zip with ``expected`` before any array is loaded.
+
+    Refuses unknown or missing members, shapes and dtypes that differ, and members whose
+    (uncompressed) size is larger than their header says: a small file that would inflate.
+    """
+    try:
+        with zipfile.ZipFile(weights_path) as zf:
+            members = {info.filename: info for info in zf.infolist()}
+            names = {n[:-4] if n.endswith(".npy") else n for n in members}
+            unknown, missing = sorted(names - set(expected)), sorted(set(expected) - names)
+            if unknown:
+                raise ModelFormatError(f"{weights_path} holds arrays the model does not have: {unknown[:10]}")
+            if missing:
+                raise ModelFormatError(f"{weights_path} has no array {missing[0]!r}")
+            for key, shape in expected.items():
+                _check_member(zf, members[f"{key}.npy"], key, shape, weights_path)
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelFormatError(f"{weights_path} is not a readable weights file: {exc}") from None
+
+
+def _check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, shape, weights_path: Path) -> None:
+    with zf.open(info) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            got_shape, _, dtype = read(fh)
+        except ValueError as exc:
+            raise ModelFormatError(f"{weights_path}: {key} is not a NumPy array ({exc})") from None
+    if dtype.hasobject:
+        raise ModelFormatError(f"{weights_path}: {key} holds objects that would need unpickling; refused")
+    if tuple(got_shape) != tuple(shape):
+        raise ModelFormatError(f"{weights_path}: {key} has shape {tuple(got_shape)}, expected {tuple(shape)}")
+    if dtype.kind != "f":
+        raise ModelFormatError(f"{weights_path}: {key} has dtype {dtype}, expected floats")
+    if info.file_size > int(np.prod(shape, dtype=np.int64)) * dtype.itemsize + 4096:
+        raise ModelFormatError(f"{weights_path}: {key} is {info.file_size} bytes unpacked, more than its "
+                               f"shape {tuple(shape)} needs; refused")
+
+
+def _check_digest(meta: dict, weights_path: Path) -> None:
+    """``weights.npz`` must be the file ``model.json`` was saved with (older folders carry no digest)."""
+    recorded = meta.get("weights_sha256")
+    if recorded is None and meta.get("format_version", 1) < 2:
+        return
+    actual = file_sha256(weights_path)
+    if recorded != actual:
+        raise ModelFormatError(f"{weights_path} is not the weights file saved with {MODEL_JSON} "
+                               f"(SHA-256 {actual[:16]}..., recorded {str(recorded)[:16]}...); refused")
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _restore_scalers(model, prep: dict, arrays: dict, weights_path: Path) -> None:
     if prep.get("fitted"):
         if not (arrays["standardize_scale"] > 0).all():
             raise ModelFormatError(f"{weights_path}: standardize_scale must be positive")
@@ -189,9 +294,6 @@ def load_model_folder(path):
         model.target_scaler = Standardizer(
             arrays["target_mean"].astype(model.dtype), arrays["target_scale"].astype(model.dtype)
         )
-    if meta.get("classes") is not None:
-        model.classes_ = _read_classes(meta, model, meta_path)
-    return model
 
 
 def _read_classes(meta: dict, model, meta_path: Path) -> np.ndarray:

@@ -69,6 +69,7 @@ class NumericColumn:
     scale: float
     allow_missing: bool = False
     missing_fraction: float = 0.0
+    value_type: str = "float"  # the raw values in training: "float" or "integer" (for the serving signature)
 
     @property
     def width(self) -> int:
@@ -257,8 +258,8 @@ class TabularEncoder:
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
             kind = "infinite" if np.isinf(x[r]) else "beyond float32's range (±3.4e38)"
-            raise InvalidInputError(f"{what} row {_row(r, row_numbers)}, column {col.name!r}: {float(x[r])!r} "
-                                    f"is {kind}; every feature must be a finite number")
+            raise InvalidInputError(f"{what} row {_row(r, row_numbers)}, column {col.name!r}: {float(x[r])!r} is "
+                                    f"{kind}; every feature must be a finite number")
         x -= col.mean
         x /= col.scale
         out[:, start] = x
@@ -497,11 +498,11 @@ def _column_from_dict(d) -> Column:
     fields = {k: v for k, v in d.items() if k != "kind"}
     if d["kind"] == NUMERIC:
         spec = {"name": str, "median": float, "mean": float, "scale": float, "allow_missing": bool,
-                "missing_fraction": float}
+                "missing_fraction": float, "value_type": str}
         _check_fields(fields, spec)
         if not all(math.isfinite(fields[k]) for k in ("median", "mean", "scale")) or not fields["scale"] > 0:
             raise InvalidInputError(f"column {fields['name']!r}: median/mean must be finite and scale positive")
-        return NumericColumn(**{k: spec[k](v) for k, v in fields.items()})
+        return NumericColumn(**{k: spec[k](v) for k, v in fields.items()})  # ints -> float
     spec = {"name": str, "categories": list, "has_missing": bool, "has_other": bool, "value_type": str,
             "counts": list, "missing_fraction": float}
     _check_fields(fields, spec)

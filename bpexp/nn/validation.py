@@ -32,6 +32,8 @@ def check_features(X, n_features: int, dtype: np.dtype, what: str = "X") -> np.n
         raise InvalidInputError(
             f"{what} has {arr.shape[1]} features, but the model expects {n_features}"
         )
+    if np.dtype(dtype) == np.float32 and arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        _check_float32_range(arr, what)
     with np.errstate(over="ignore"):  # values beyond float32's range become inf, reported just below
         arr = np.ascontiguousarray(arr, dtype=dtype)
     # A NaN or inf anywhere makes the float64 sum non-finite: one pass, no N x D mask.
@@ -42,6 +44,19 @@ def check_features(X, n_features: int, dtype: np.dtype, what: str = "X") -> np.n
             f"{what} contains {arr[row, col]} at row {row}, column {col}; inputs must be finite"
         )
     return arr
+
+
+def _check_float32_range(arr: np.ndarray, what: str) -> None:
+    """A finite value that float32 cannot hold (1e308, say) is named as such, not as the inf it would become."""
+    limit = float(np.finfo(np.float32).max)
+    with np.errstate(invalid="ignore"):
+        too_big = np.abs(arr) > limit
+    if too_big.any():
+        bad = too_big & np.isfinite(arr)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise InvalidInputError(f"{what} contains {float(arr[row, col])!r} at row {row}, column {col}, which is "
+                                    "beyond float32's range (±3.4e38); scale it down or use dtype='float64'")
 
 
 def encode_targets(model, y, *, fit: bool, what: str = "y"):

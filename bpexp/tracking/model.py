@@ -96,24 +96,25 @@ def raw_rows(encoder, frame):
             parse = {"boolean": lambda v: v == "True", "integer": int}.get(col.value_type, str)
             values = [None if pd.isna(v) else parse(v) for v in values.astype(object)]
             out[col.name] = pd.Series(values, dtype=object, index=frame.index)
+        elif col.value_type == "integer" and not col.allow_missing:
+            out[col.name] = values.astype(np.int64)
         else:
             out[col.name] = values.astype(np.float64)
     return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
 
 
 def _input_schema(encoder):
-    """Named input columns: double for numbers, string/boolean/long for categories; optional where gaps are allowed."""
+    """Named input columns as typed in training (double/long, string/boolean/long); optional where gaps are allowed."""
     from mlflow.types import ColSpec, Schema
-    from mlflow.types.schema import AnyType
-
-    from bpexp.nn.tabular import CategoricalColumn
 
     required = set(encoder.required_columns())
     specs = []
     for col in encoder.columns:
-        # Numbers are "any": MLflow refuses to cast an int64 column (a year, a count) to double in
-        # process, and bpexp parses and checks every value itself, naming the row and column.
-        kind = "string" if isinstance(col, CategoricalColumn) and col.value_type == "string" else AnyType()
+        # Integers where training had whole numbers and no gaps: in process, MLflow refuses to
+        # cast an int64 column (a year, a count) to double, and a raw table has such columns.
+        kind = {"string": "string", "boolean": "boolean", "integer": "long"}[col.value_type] \
+            if hasattr(col, "categories") else \
+            ("long" if col.value_type == "integer" and not col.allow_missing else "double")
         specs.append(ColSpec(kind, col.name, required=col.name in required))
     return Schema(specs)
 

@@ -12,7 +12,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from bpexp.export.errors import OnnxCheckError  # noqa: E402
-from bpexp.export.onnx_export import ONNX_OPSET, check_onnx, reference_outputs, to_onnx  # noqa: E402
+from bpexp.export.onnx import ONNX_OPSET, check_onnx, reference_outputs, to_onnx  # noqa: E402
 
 
 def _trained(dataset: str, hidden=(12, 8), activation="relu", task=None, labels=None, dtype="float32",
