@@ -84,11 +84,23 @@ def dataset_from_frame(frame, name: str, source: str, *, what: str, target: str 
     frame = check_target(frame, target, what, drop_missing=drop_missing_target)
     roles = infer_roles(frame, target=target, numeric=numeric, categorical=categorical, drop=drop)
     features = table_features(frame, roles, what)
-    y = labels(frame[target].to_numpy())
+    y = column_labels(frame[target])
     if not roles.categorical and not features.isna().to_numpy().any():
         X = features.to_numpy(dtype=np.float64)  # every feature a number, none missing: the plain path
         return Dataset(name, X, y, task or guess_task(y), list(features.columns), target, source)
     return Dataset(name, features, y, task or guess_task(y), list(features.columns), target, source, roles)
+
+
+def column_labels(col) -> np.ndarray:
+    """A target column's labels (see :func:`labels`), without a Python loop over text columns."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        return labels(col.to_numpy())
+    numbers = pd.to_numeric(col, errors="coerce")
+    if numbers.notna().all():  # "1", "2", ... written as text: numbers after all
+        return labels(numbers.to_numpy())
+    return col.astype(str).to_numpy(dtype=str)
 
 
 def labels(values: np.ndarray) -> np.ndarray:
