@@ -301,3 +301,25 @@ def test_table_regression_scales_its_targets_and_round_trips(tmp_path):
     model.save(tmp_path / "m")
     loaded = bpexp.load_model(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict(parts.X_test), model.predict(parts.X_test))
+
+
+def test_a_column_typed_differently_by_chunks_reads_as_a_whole_read_types_it(tmp_path):
+    n = 400_000  # enough rows for pandas' chunked typing to see numbers first and text last
+    lines = ["a,b,y"] + [f"{i % 7},{i % 3},{i % 2}" for i in range(n)] + ["x,1,0"]
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ds = bpexp.load_dataset(path, target="y")
+    whole = pd.read_csv(path, low_memory=False)
+    assert ds.roles.categorical == ["a"] and not pd.api.types.is_numeric_dtype(whole["a"])  # text: categories
+    assert ds.X["a"].iloc[-1] == "x" and ds.X["a"].iloc[0] == "0" and ds.X.index[-1] == n + 2
+
+
+def test_a_bad_value_deep_in_a_large_table_names_its_own_row(penguin_model):
+    raw = pd.concat([pd.read_csv(PENGUINS)] * 30, ignore_index=True)  # 10,320 rows: several transform blocks
+    raw["year"] = raw["year"].astype(object)
+    raw.loc[9000, "year"] = "soon"
+    with pytest.raises(InvalidInputError, match=r"row 9000, column 'year': 'soon' is not a number"):
+        penguin_model.predict(raw)
+    rows = np.arange(len(raw)) + 2
+    with pytest.raises(InvalidInputError, match=r"row 9002, column 'year'"):
+        penguin_model.check_X(raw, "t.csv", row_numbers=rows)
