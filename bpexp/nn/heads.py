@@ -2,7 +2,9 @@
 
 Only the pairs whose gradient with respect to the logits is ``(y_hat - y) / N``
 (or, for Huber, its clipped form) exist, so an output/loss mismatch cannot be
-built. Each head works in place on the logits buffer.
+built. Each head works in place on the logits buffer, and its per-row
+temporaries are reused work arrays (:func:`bpexp.nn.scratch.scratch`), so a
+training step allocates nothing here.
 
 Losses are sums over outputs, averaged over samples:
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from bpexp.errors import InvalidInputError
+from bpexp.nn.scratch import scratch
 
 
 class Head:
@@ -46,7 +49,10 @@ class Head:
 
     def n_correct(self, out: np.ndarray, y: np.ndarray) -> int:
         """Rows whose thresholded outputs match the targets (0 for regression heads)."""
-        return int(((out >= 0.5) == (y >= 0.5)).all(axis=1).sum())
+        hit = np.greater_equal(out, 0.5, out=scratch(self, "hit", out.shape, bool))
+        truth = np.greater_equal(y, 0.5, out=scratch(self, "truth", out.shape, bool))
+        np.equal(hit, truth, out=hit)
+        return int(np.count_nonzero(np.all(hit, axis=1, out=scratch(self, "row", out.shape[:1], bool))))
 
     def delta(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Overwrite the outputs with dLoss/dz and return them."""
@@ -72,21 +78,28 @@ class SoftmaxCrossEntropy(Head):
     loss = "cross_entropy"
     target_kind = "index"
 
-    def _rows(self, n: int) -> np.ndarray:
+    def _flat_index(self, n: int, k: int, y: np.ndarray) -> np.ndarray:
+        """Positions of the true classes in the flattened (n, k) logits: ``i * k + y_i``."""
         rows = getattr(self, "_rows_cache", None)
-        if rows is None or rows.shape[0] < n:
-            rows = self._rows_cache = np.arange(n)
-        return rows[:n]
+        if rows is None or rows.shape[0] < n or getattr(self, "_rows_k", k) != k:
+            rows = self._rows_cache = np.arange(n, dtype=np.intp) * k
+            self._rows_k = k
+        return np.add(rows[:n], y, out=scratch(self, "flat_index", (n,), np.intp), casting="unsafe")
 
     def forward_loss(self, z, y):
-        n = z.shape[0]
-        z -= z.max(axis=1, keepdims=True)
-        z_true = z[self._rows(n), y]
+        n, k = z.shape
+        dt = z.dtype
+        mx = np.max(z, axis=1, keepdims=True, out=scratch(self, "max", (n, 1), dt))
+        z -= mx
+        z_true = np.take(z.reshape(-1), self._flat_index(n, k, y), out=scratch(self, "z_true", (n,), dt),
+                         mode="wrap")
         np.exp(z, out=z)
-        s = z.sum(axis=1, keepdims=True)
-        z /= s
+        # Row sums of k exponentials as a matrix-vector product (BLAS) rather than a short-row reduction.
+        s = np.matmul(z, scratch(self, "ones", (k,), dt, fill=1), out=scratch(self, "sum", (n,), dt))
+        z /= s.reshape(n, 1)
         # loss_i = log(sum_j exp(z_j)) - z_true  (z already shifted by its max)
-        return float(np.log(s).sum() - z_true.sum()) / n
+        np.log(s, out=s)
+        return float(s.sum() - z_true.sum()) / n
 
     def output_only(self, z):
         z -= z.max(axis=1, keepdims=True)
@@ -95,11 +108,16 @@ class SoftmaxCrossEntropy(Head):
         return z
 
     def n_correct(self, out, y):
-        return int((np.argmax(out, axis=1) == y).sum())
+        n = out.shape[0]
+        pred = np.argmax(out, axis=1, out=scratch(self, "argmax", (n,), np.intp))
+        return int(np.count_nonzero(np.equal(pred, y, out=scratch(self, "hit", (n,), bool))))
 
     def delta(self, out, y):
-        n = out.shape[0]
-        out[self._rows(n), y] -= 1
+        n, k = out.shape
+        flat, idx = out.reshape(-1), self._flat_index(n, k, y)
+        p_true = np.take(flat, idx, out=scratch(self, "p_true", (n,), out.dtype), mode="wrap")
+        p_true -= 1
+        np.put(flat, idx, p_true, mode="wrap")
         out *= 1.0 / n
         return out
 
@@ -111,8 +129,9 @@ class SigmoidBinaryCrossEntropy(Head):
     def forward_loss(self, z, y):
         n = z.shape[0]
         # Stable BCE with logits: max(z, 0) - z*y + log1p(exp(-|z|)).
-        loss = np.maximum(z, 0).sum() - float(np.vdot(z, y))
-        t = np.abs(z)
+        t = np.maximum(z, 0, out=scratch(self, "t", z.shape, z.dtype))
+        loss = float(t.sum()) - float(np.vdot(z, y))
+        np.abs(z, out=t)
         np.negative(t, out=t)
         np.exp(t, out=t)
         np.log1p(t, out=t)
@@ -133,7 +152,7 @@ class IdentityMSE(Head):
     loss = "mse"
 
     def forward_loss(self, z, y):
-        r = z - y
+        r = np.subtract(z, y, out=scratch(self, "r", z.shape, z.dtype))
         return 0.5 * float(np.vdot(r, r)) / z.shape[0]
 
     def output_only(self, z):
@@ -157,10 +176,13 @@ class IdentityHuber(IdentityMSE):
 
     def forward_loss(self, z, y):
         d = self.huber_delta
-        r = np.abs(z - y)
-        quad = np.minimum(r, d)
+        r = np.subtract(z, y, out=scratch(self, "r", z.shape, z.dtype))
+        np.abs(r, out=r)
+        quad = np.minimum(r, d, out=scratch(self, "quad", z.shape, z.dtype))
         # 0.5 q^2 + d (r - q): quadratic inside the band, linear outside.
-        loss = 0.5 * float(np.vdot(quad, quad)) + d * float((r - quad).sum())
+        sq = float(np.vdot(quad, quad))
+        r -= quad
+        loss = 0.5 * sq + d * float(r.sum())
         return loss / z.shape[0]
 
     def output_only(self, z):

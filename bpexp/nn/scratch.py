@@ -1,0 +1,30 @@
+"""Reusable work arrays, so that the training loop's elementwise steps allocate nothing.
+
+An object that needs a temporary array of a given shape asks :func:`scratch` for
+it; the first request allocates a flat array, later ones of the same size or
+smaller return a view of it. A batch loop therefore allocates once, on its first
+(largest) batch, and never again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scratch(owner, name: str, shape: tuple, dtype, fill=None) -> np.ndarray:
+    """A C-contiguous work array of ``shape`` owned by ``owner`` under ``name``.
+
+    The contents are whatever the last user left there unless ``fill`` is given,
+    in which case a newly grown buffer is filled with it once (reuse keeps it:
+    callers that ask for a constant must not write into it).
+    """
+    size = 1
+    for s in shape:
+        size *= s
+    store = owner.__dict__.setdefault("_scratch", {})
+    key = (name, np.dtype(dtype).str)
+    buf = store.get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1), dtype=dtype) if fill is None else np.full(max(size, 1), fill, dtype=dtype)
+        store[key] = buf
+    return buf[:size].reshape(shape)
