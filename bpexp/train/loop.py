@@ -225,12 +225,13 @@ class _EpochRunner:
         for b, start in enumerate(range(0, n, bs)):
             idx = perm[start : start + bs]
             nb = idx.size
-            # mode="clip": with the default mode="raise" np.take gathers into a temporary and copies
-            # it into out= (numpy's documented behaviour); the indices are a permutation, always valid.
-            xb = np.take(self.X, idx, axis=0, out=self.xbuf[:nb], mode="clip")
+            # mode="clip": with the default mode="raise" take gathers into a temporary and copies it into
+            # out= (numpy's documented behaviour); the indices are a permutation, always valid. The array
+            # method skips np.take's Python wrapper (~4 us a call).
+            xb = self.X.take(idx, axis=0, out=self.xbuf[:nb], mode="clip")
             if self.prep is not None:
                 self.prep.transform(xb, out=xb)
-            yb = np.take(self.Y, idx, axis=0, out=self.ybuf[:nb], mode="clip")
+            yb = self.Y.take(idx, axis=0, out=self.ybuf[:nb], mode="clip")
             loss, n_correct = model.forward_backward(xb, yb, self.l2, self.dropout_rng)
             if not math.isfinite(loss):
                 self.restore(f"train loss became {loss} at epoch {epoch} (batch {b + 1} of {n_batches})")
