@@ -3,8 +3,9 @@
 1. **MNIST-shaped epoch** - 60,000 x 784 float32 synthetic inputs, 10 classes,
    784-256-128-10 ReLU, batch 128, Adam (lr 1e-3). Each repetition runs, interleaved:
 
-   * floor   - the epoch's matrix products alone (same shapes, nothing else): the least
-               any NumPy implementation of this epoch can cost;
+   * floor   - the epoch's matrix products alone (same shapes, nothing else), on the BLAS
+               thread count bpexp's probe chose in that repetition: the least any NumPy
+               implementation of this epoch can cost under the same conditions;
    * bpexp   - ``bpexp.fit(..., epochs=1)``; the trainer's own ``epoch_seconds``
                (shuffling, batch gathers, forward, backward, Adam), the whole call too;
    * torch   - a plain PyTorch CPU loop (``nn.Sequential``, ``torch.optim.Adam``), its
@@ -41,6 +42,7 @@ import tracemalloc
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import bpexp
 
@@ -157,15 +159,16 @@ def mnist_section(reps, torch) -> None:
                                                (D, H1), (H1, H2), (H2, K))]
     print(f"\n== 1. MNIST-shaped epoch: {N}x{D} float32 ({X.nbytes / 2**20:.0f} MB), {D}-{H1}-{H2}-{K} relu, "
           f"batch {BATCH}, Adam; {reps} interleaved reps")
-    times: dict[str, list[float]] = {"floor": [], "bpexp": [], "bpexp_call": [], "torch": [], "sklearn": []}
+    times: dict[str, list[float]] = {"bpexp": [], "bpexp_call": [], "floor": [], "torch": [], "sklearn": []}
     threads = []
     floor_epoch(X, weights, bufs)  # warm up BLAS threads and caches
     for rep in range(reps):
-        times["floor"].append(floor_epoch(X, weights, bufs))
         history, call = bpexp_fit(X, y, [D, H1, H2, K], BATCH, 1, rep)
         times["bpexp"].append(history[-1]["epoch_seconds"])
         times["bpexp_call"].append(call)
         threads.append(history.blas_threads)
+        with threadpool_limits(limits=history.blas_threads, user_api="blas"):  # same conditions as bpexp's epoch
+            times["floor"].append(floor_epoch(X, weights, bufs))
         if torch is not None:
             times["torch"].append(torch_fit(torch, X, y, [D, H1, H2, K], BATCH, 1, rep)[0][0])
             time.sleep(0.2)  # let PyTorch's OpenMP threads stop spinning before the next contestant

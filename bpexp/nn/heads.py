@@ -84,6 +84,8 @@ class SoftmaxCrossEntropy(Head):
         key = (n, k, dtype)
         work = cache.get(key)
         if work is None:
+            if len(cache) >= 8:  # training needs two shapes (full and last batch); stay bounded otherwise
+                cache.clear()
             work = cache[key] = (
                 np.empty(n, dtype), np.empty(n, dtype), np.empty(n, dtype), np.empty(n, np.intp),
                 np.arange(n, dtype=np.intp) * k, np.ones(k, dtype), np.ones(n, dtype),

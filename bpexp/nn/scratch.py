@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_MAX_VIEWS = 64
+
 
 def scratch(owner, name: str, shape: tuple, dtype, fill=None) -> np.ndarray:
     """A C-contiguous work array of ``shape`` owned by ``owner`` under ``name``.
@@ -26,6 +28,8 @@ def scratch(owner, name: str, shape: tuple, dtype, fill=None) -> np.ndarray:
     key = (name, shape, dtype)
     view = views.get(key)
     if view is None:
+        if len(views) >= _MAX_VIEWS:  # e.g. evaluate() on many differently sized inputs: stay bounded
+            views.clear()
         view = views[key] = _grow(owner, name, shape, dtype, fill)
     return view
 
