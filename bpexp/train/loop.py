@@ -151,11 +151,10 @@ def fit(
     blas = BlasThreads(threads)
     try:
         history.blas_threads = blas.start(loop.probe_step)
+        loop.blas = blas if blas.auto else None
         for cb in callbacks:
             cb.on_train_begin(trainer)
         for epoch in range(1, epochs + 1):
-            if epoch > 1:
-                blas.maybe_reprobe(loop.probe_step)
             t0 = time.perf_counter()
             opt.lr = sched.lr_for_epoch(epoch)
             perm = shuffle_rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
@@ -205,6 +204,7 @@ class _EpochRunner:
         self.finite = np.empty(model.params.shape, dtype=bool)
         self.prep = model.preprocessing
         self.is_classifier = model.is_classifier
+        self.blas = None  # a BlasThreads to consult between steps (fit's auto thread policy)
 
     def run(self, perm: np.ndarray, epoch: int) -> dict:
         # Overflow on the way to divergence is detected below and reported as one clear
@@ -222,6 +222,8 @@ class _EpochRunner:
         grad_norm_sums = [0.0] * len(gWs)
         total_loss, correct, n = 0.0, 0, perm.size
         n_batches = -(-n // bs)
+        blas, clock = self.blas, time.perf_counter
+        t_step = clock()
         for b, start in enumerate(range(0, n, bs)):
             idx = perm[start : start + bs]
             nb = idx.size
@@ -245,6 +247,10 @@ class _EpochRunner:
                 if norm > self.clip_norm:
                     model.grads *= self.clip_norm / norm
             opt.step(model.params, model.grads)
+            if blas is not None:
+                t_prev, t_step = t_step, clock()
+                blas.after_step(t_step - t_prev, self.probe_step)
+                t_step = clock()  # a probe's own time is not the next step's
         if not np.isfinite(model.params, out=self.finite).all():
             self.restore(f"weights became non-finite during epoch {epoch}")
         logs = {"train_loss": total_loss / n}

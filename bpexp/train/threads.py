@@ -24,8 +24,11 @@ from collections.abc import Callable
 
 from bpexp.errors import InvalidInputError
 
-#: Training seconds between two measurements (at epoch boundaries): a busy neighbour may arrive later.
+#: Training seconds between two measurements (between steps): a busy neighbour may arrive later.
 REPROBE_SECONDS = 2.0
+#: A step this many times slower than the last measurement suggests triggers a new one at once
+#: (a neighbour arriving makes multi-threaded products 3-60x slower).
+SLOW_STEP_FACTOR = 4.0
 #: More threads must be at least this much faster than one to be used (one thread leaves the
 #: other cores to the MLflow writer, a notebook, another run).
 MIN_SPEEDUP = 1.15
@@ -76,7 +79,9 @@ class BlasThreads:
         self.original = [lib.num_threads for lib in self.libs]
         self.current: int | None = max(self.original) if self.original else None
         self.timings: dict[int, float] = {}
+        self.auto = bool(self.libs) and self.requested == "auto"
         self._last_probe = 0.0
+        self._expected = float("inf")  # seconds of one probe step on the current setting
 
     def start(self, step: Callable[[], None]) -> int | None:
         """Set the thread count (timing ``step``, one training step, when auto); returns it."""
@@ -88,32 +93,48 @@ class BlasThreads:
             self.probe(step)
         return self.current
 
-    def maybe_reprobe(self, step: Callable[[], None]) -> None:
-        """Measure again when :data:`REPROBE_SECONDS` have passed since the last time (auto only)."""
-        if self.libs and self.requested == "auto" and time.perf_counter() - self._last_probe >= REPROBE_SECONDS:
+    def after_step(self, seconds: float, step: Callable[[], None]) -> None:
+        """Called between training steps with the last step's duration: measure again every
+        :data:`REPROBE_SECONDS`, or at once when several threads suddenly got much slower (auto only)."""
+        if not self.auto:
+            return
+        since = time.perf_counter() - self._last_probe
+        if since >= REPROBE_SECONDS or (
+            self.current > 1 and since >= 0.25 and seconds > SLOW_STEP_FACTOR * self._expected
+        ):
             self.probe(step)
 
     def probe(self, step: Callable[[], None]) -> None:
-        """Time ``step`` on one thread and on all available ones (interleaved, best of 3); keep the faster."""
+        """Time ``step`` on one thread and on all available ones, 3 interleaved rounds; keep the faster.
+
+        More threads win only when they are faster by :data:`MIN_SPEEDUP` in the median round *and*
+        their slowest round is no slower than one thread's: on a loaded machine several threads are
+        sometimes fast for a few milliseconds and then 10-60x slower, while one thread costs at most
+        the speed-up it forgoes.
+        """
         most = min(max(self.original), available_cores())
         self._last_probe = time.perf_counter()
         if most <= 1:
             self._set(1)
+            self.auto = False  # nothing to choose from
             return
         self._set(most)
         t0 = time.perf_counter()
         step()  # also wakes the BLAS threads up
         reps = max(1, min(50, int(_PROBE_SECONDS / max(time.perf_counter() - t0, 1e-7))))
-        best = {1: float("inf"), most: float("inf")}
+        rounds: dict[int, list[float]] = {1: [], most: []}
         for _ in range(3):
             for n in (1, most):
                 self._set(n)
                 t0 = time.perf_counter()
                 for _ in range(reps):
                     step()
-                best[n] = min(best[n], (time.perf_counter() - t0) / reps)
-        self.timings = best
-        self._set(most if best[most] * MIN_SPEEDUP < best[1] else 1)
+                rounds[n].append((time.perf_counter() - t0) / reps)
+        ratios = sorted(m / o for m, o in zip(rounds[most], rounds[1]))
+        faster = ratios[1] * MIN_SPEEDUP <= 1.0 and max(rounds[most]) <= max(rounds[1])
+        self.timings = {n: min(t) for n, t in rounds.items()}
+        self._set(most if faster else 1)
+        self._expected = self.timings[self.current]
         self._last_probe = time.perf_counter()
 
     def _set(self, n: int) -> None:
