@@ -86,7 +86,7 @@ def fit(
     shuffle : bool, default True
     threads : int, "auto" or None, default "auto"
         BLAS threads for the matrix products. ``"auto"`` times a few steps on one
-        thread and on all available cores at the start (and every couple of
+        thread and on all available cores at the start (and every few
         seconds of training) and keeps the faster, so a busy machine falls back
         to one thread; an integer fixes the count; ``None`` leaves BLAS as the
         caller set it. The caller's setting is restored when ``fit`` returns;

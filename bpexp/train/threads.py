@@ -25,14 +25,14 @@ from collections.abc import Callable
 from bpexp.errors import InvalidInputError
 
 #: Training seconds between two measurements (between steps): a busy neighbour may arrive later.
-REPROBE_SECONDS = 2.0
+REPROBE_SECONDS = 3.0
 #: A step this many times slower than the last measurement suggests triggers a new one at once
 #: (a neighbour arriving makes multi-threaded products 3-60x slower).
 SLOW_STEP_FACTOR = 4.0
 #: More threads must be at least this much faster than one to be used (one thread leaves the
 #: other cores to the MLflow writer, a notebook, another run).
 MIN_SPEEDUP = 1.15
-_PROBE_SECONDS = 0.002  # per timed sample; a probe is 3 rounds x 2 settings of such samples
+_PROBE_SECONDS = 0.003  # per timed sample (>= 2 steps); a probe is 3 rounds x 2 settings of such samples
 _controller = None
 
 
@@ -121,11 +121,12 @@ class BlasThreads:
         self._set(most)
         t0 = time.perf_counter()
         step()  # also wakes the BLAS threads up
-        reps = max(1, min(50, int(_PROBE_SECONDS / max(time.perf_counter() - t0, 1e-7))))
+        reps = max(2, min(50, int(_PROBE_SECONDS / max(time.perf_counter() - t0, 1e-7))))
         rounds: dict[int, list[float]] = {1: [], most: []}
         for _ in range(3):
             for n in (1, most):
                 self._set(n)
+                step()  # untimed: the first product after a switch wakes the BLAS threads (~6 ms, measured)
                 t0 = time.perf_counter()
                 for _ in range(reps):
                     step()
