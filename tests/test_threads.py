@@ -117,3 +117,25 @@ def test_training_threads_in_the_experiment_config(tmp_path):
     assert fit_options(config)["threads"] is None
     with pytest.raises(ConfigError, match=r"training\.threads"):
         load_experiment({**base, "training": {"threads": 0}})
+
+
+def test_probes_between_steps_do_not_change_the_training(monkeypatch):
+    """Re-measuring before every step (probe steps on the first batch, thread switches) leaves the
+    weights and history exactly as a fixed single-thread fit makes them."""
+    import bpexp.train.threads as policy
+
+    if available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    X, y = _data(n=512)
+    reference = bpexp.MLP([64, 128, 10], dropout=0.2, seed=5)
+    expected = bpexp.fit(reference, X, y, optimizer="adam", epochs=2, batch_size=64, seed=5, threads=1)
+    monkeypatch.setattr(policy, "REPROBE_SECONDS", 0.0)
+    probes = []
+    original = policy.BlasThreads.probe
+    monkeypatch.setattr(policy.BlasThreads, "probe", lambda self, step: (probes.append(1), original(self, step)))
+    with threadpool_limits(limits=2, user_api="blas"):
+        model = bpexp.MLP([64, 128, 10], dropout=0.2, seed=5)
+        history = bpexp.fit(model, X, y, optimizer="adam", epochs=2, batch_size=64, seed=5, threads="auto")
+    assert len(probes) >= 16  # at the start and after every one of the 16 steps
+    assert np.array_equal(model.params, reference.params)
+    assert history["train_loss"] == expected["train_loss"]
