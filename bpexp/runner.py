@@ -149,6 +149,7 @@ def fit_options(config: ExperimentConfig) -> dict[str, Any]:
         "schedule": get_schedule(o.schedule.name, **schedule_options),
         "epochs": t.epochs,
         "batch_size": t.batch_size,
+        "threads": t.threads,
         "seed": config.seed,
     }
 

@@ -144,6 +144,9 @@ class EarlyStoppingConfig(Section):
 class TrainingConfig(Section):
     epochs: int = Field(100, ge=1, le=100_000)
     batch_size: int = Field(32, ge=1)
+    threads: PositiveInt | Literal["auto"] | None = Field(
+        "auto", description="BLAS threads: auto (measured at the start of training), a count, or null (leave as is)"
+    )
     early_stopping: EarlyStoppingConfig | None = None
 
     @field_validator("early_stopping", mode="before")

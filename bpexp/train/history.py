@@ -20,6 +20,8 @@ class History:
         The epoch whose weights the model holds after early stopping restored them.
     status : str
         ``"completed"``, ``"stopped"`` (by a callback), ``"interrupted"`` or ``"failed"``.
+    blas_threads : int or None
+        The BLAS thread count training ended with (see ``fit(threads=...)``); None without threadpoolctl.
     """
 
     def __init__(self):
@@ -27,6 +29,7 @@ class History:
         self.stop_reason: str | None = None
         self.best_epoch: int | None = None
         self.status = "running"
+        self.blas_threads: int | None = None
 
     def append(self, logs: dict) -> None:
         self.epochs.append(logs)

@@ -14,6 +14,9 @@ from bpexp.nn.optimizers import Optimizer, get_optimizer
 from bpexp.nn.schedules import Schedule, get_schedule
 from bpexp.train.callbacks import Callback
 from bpexp.train.history import History
+from bpexp.train.threads import BlasThreads, check_threads, limit_blas_threads
+
+__all__ = ["Trainer", "fit", "limit_blas_threads"]
 
 
 class Trainer:
@@ -47,6 +50,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     seed: int | None = None,
     shuffle: bool = True,
+    threads: int | str | None = "auto",
 ) -> History:
     """Train ``model`` by mini-batch backpropagation and return its :class:`History`.
 
@@ -80,6 +84,13 @@ def fit(
         Seeds shuffling and dropout. The same seed gives bit-identical weights
         and history.
     shuffle : bool, default True
+    threads : int, "auto" or None, default "auto"
+        BLAS threads for the matrix products. ``"auto"`` times a few steps on one
+        thread and on all available cores at the start (and every few
+        seconds of training) and keeps the faster, so a busy machine falls back
+        to one thread; an integer fixes the count; ``None`` leaves BLAS as the
+        caller set it. The caller's setting is restored when ``fit`` returns;
+        the count used is ``history.blas_threads``.
 
     Returns
     -------
@@ -102,6 +113,7 @@ def fit(
     if clip_norm is not None and not clip_norm > 0:
         raise InvalidInputError(f"clip_norm must be positive, got {clip_norm}")
     epochs, batch_size = int(epochs), int(batch_size)
+    threads = check_threads(threads)
 
     # Learning the class labels and the standardization are the only changes fit makes
     # before training starts; undo them if the inputs turn out to be unusable, so a
@@ -136,8 +148,10 @@ def fit(
     trainer = Trainer(model, epochs, opt, sched, history)
     callbacks = list(callbacks)
     loop = _EpochRunner(model, X, Y, batch_size, opt, l2, clip_norm, dropout_rng)
-    blas = _blas_threads_for(model, batch_size)
+    blas = BlasThreads(threads)
     try:
+        history.blas_threads = blas.start(loop.probe_step)
+        loop.blas = blas if blas.auto else None
         for cb in callbacks:
             cb.on_train_begin(trainer)
         for epoch in range(1, epochs + 1):
@@ -172,35 +186,9 @@ def fit(
             for cb in callbacks:
                 cb.on_train_end(history)
         finally:
-            if blas is not None:
-                blas.restore_original_limits()
+            history.blas_threads = blas.current
+            blas.restore()
     return history
-
-
-#: Below this many floating-point operations per batch (forward matrix products), BLAS
-#: threads cost more than they give: measured on 2 cores, digits 64-128-64-10 at batch 32
-#: runs 15 % faster on one thread, while an MNIST-sized 784-256-128-10 at batch 128
-#: (6e7) is faster on two. One thread also leaves the other core to the MLflow writer.
-SMALL_BATCH_FLOPS = 1e7
-
-
-def _blas_threads_for(model, batch_size: int):
-    """One BLAS thread for the duration of fit when the batches are small (None: no change)."""
-    if 2 * batch_size * model.n_weights >= SMALL_BATCH_FLOPS:
-        return None
-    return limit_blas_threads(1)
-
-
-def limit_blas_threads(n: int = 1):
-    """Limit BLAS (OpenBLAS/MKL) to ``n`` threads in this process; returns the limiter (``.restore_original_limits()``).
-
-    ``threadpoolctl`` comes with scikit-learn; without it this does nothing (returns None).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on it
-        return None
-    return threadpool_limits(limits=n, user_api="blas")
 
 
 class _EpochRunner:
@@ -213,8 +201,10 @@ class _EpochRunner:
         self.xbuf = np.empty((self.batch_size, X.shape[1]), dtype=X.dtype)
         self.ybuf = np.empty((self.batch_size,) + Y.shape[1:], dtype=Y.dtype)
         self.snapshot = np.empty_like(model.params)  # weights at the start of the epoch
+        self.finite = np.empty(model.params.shape, dtype=bool)
         self.prep = model.preprocessing
         self.is_classifier = model.is_classifier
+        self.blas = None  # a BlasThreads to consult between steps (fit's auto thread policy)
 
     def run(self, perm: np.ndarray, epoch: int) -> dict:
         # Overflow on the way to divergence is detected below and reported as one clear
@@ -232,13 +222,18 @@ class _EpochRunner:
         grad_norm_sums = [0.0] * len(gWs)
         total_loss, correct, n = 0.0, 0, perm.size
         n_batches = -(-n // bs)
+        blas, clock = self.blas, time.perf_counter
+        t_step = clock()
         for b, start in enumerate(range(0, n, bs)):
             idx = perm[start : start + bs]
             nb = idx.size
-            xb = np.take(self.X, idx, axis=0, out=self.xbuf[:nb])
+            # mode="clip": with the default mode="raise" take gathers into a temporary and copies it into
+            # out= (numpy's documented behaviour); the indices are a permutation, always valid. The array
+            # method skips np.take's Python wrapper (~4 us a call).
+            xb = self.X.take(idx, axis=0, out=self.xbuf[:nb], mode="clip")
             if self.prep is not None:
                 self.prep.transform(xb, out=xb)
-            yb = np.take(self.Y, idx, axis=0, out=self.ybuf[:nb])
+            yb = self.Y.take(idx, axis=0, out=self.ybuf[:nb], mode="clip")
             loss, n_correct = model.forward_backward(xb, yb, self.l2, self.dropout_rng)
             if not math.isfinite(loss):
                 self.restore(f"train loss became {loss} at epoch {epoch} (batch {b + 1} of {n_batches})")
@@ -252,7 +247,11 @@ class _EpochRunner:
                 if norm > self.clip_norm:
                     model.grads *= self.clip_norm / norm
             opt.step(model.params, model.grads)
-        if not np.isfinite(model.params).all():
+            if blas is not None:
+                t_prev, t_step = t_step, clock()
+                blas.after_step(t_step - t_prev, self.probe_step)
+                t_step = clock()  # a probe's own time is not the next step's
+        if not np.isfinite(model.params, out=self.finite).all():
             self.restore(f"weights became non-finite during epoch {epoch}")
         logs = {"train_loss": total_loss / n}
         if self.is_classifier:
@@ -260,6 +259,18 @@ class _EpochRunner:
         for i, s in enumerate(grad_norm_sums, start=1):
             logs[f"grad_norm/layer{i}"] = float(s / n_batches)
         return logs
+
+    def probe_step(self) -> None:
+        """One forward and backward pass on the first batch, for timing (the gradients are overwritten
+        by the next real step; the dropout generator is not touched, so results do not depend on it)."""
+        nb = self.batch_size
+        xb = self.xbuf
+        np.copyto(xb, self.X[:nb])
+        if self.prep is not None:
+            self.prep.transform(xb, out=xb)
+        np.copyto(self.ybuf, self.Y[:nb])
+        with np.errstate(all="ignore"):
+            self.model.forward_backward(xb, self.ybuf, 0.0, None)
 
     def restore(self, what: str):
         np.copyto(self.model.params, self.snapshot)

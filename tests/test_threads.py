@@ -1,0 +1,141 @@
+"""fit's BLAS thread policy: fixed counts, the measured auto choice, restoring the caller's setting, config."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import bpexp
+from bpexp.config import ConfigError, load_experiment
+from bpexp.errors import InvalidInputError
+from bpexp.runner import fit_options
+from bpexp.train.threads import BlasThreads, available_cores
+
+
+def _blas_threads() -> int:
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def _data(n=600, d=64, k=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, k, n)
+
+
+@pytest.mark.parametrize("threads", [1, 2, "auto"])
+def test_fit_restores_the_callers_setting(threads):
+    X, y = _data()
+    for caller in (1, 2):
+        with threadpool_limits(limits=caller, user_api="blas"):
+            history = bpexp.fit(bpexp.MLP([64, 128, 10], seed=0), X, y, epochs=1, batch_size=64, threads=threads)
+            assert _blas_threads() == caller
+        if threads != "auto":
+            assert history.blas_threads == threads
+
+
+def test_fit_restores_the_setting_when_training_fails():
+    X, y = _data()
+    X[5, 3] = 1e30  # overflows in the first epoch
+    with threadpool_limits(limits=2, user_api="blas"):
+        with pytest.raises(bpexp.errors.TrainingDivergedError):
+            bpexp.fit(bpexp.MLP([64, 32, 10], seed=0), X, y, optimizer="sgd", lr=10.0, epochs=3, batch_size=600,
+                      threads=1)
+        assert _blas_threads() == 2
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    """OpenBLAS splits the products' outputs among threads, never their sums: same seed, same bits."""
+    X, y = _data(n=1024, d=256)
+    models = []
+    for threads in (1, 2):
+        model = bpexp.MLP([256, 256, 128, 10], dropout=0.1, seed=3)
+        history = bpexp.fit(model, X, y, optimizer="adam", epochs=2, batch_size=128, seed=3, threads=threads)
+        models.append((model.params.copy(), history["train_loss"]))
+    assert np.array_equal(models[0][0], models[1][0])
+    assert models[0][1] == models[1][1]
+
+
+def test_auto_is_reproducible_and_none_leaves_blas_alone():
+    X, y = _data()
+    a, b = (bpexp.MLP([64, 128, 10], seed=1) for _ in range(2))
+    bpexp.fit(a, X, y, optimizer="adam", epochs=2, seed=1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        history = bpexp.fit(b, X, y, optimizer="adam", epochs=2, seed=1, threads=None)
+    assert np.array_equal(a.params, b.params)
+    assert history.blas_threads is None
+
+
+def test_auto_uses_one_thread_on_one_allowed_core():
+    X, y = _data()
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert available_cores() == 1
+        history = bpexp.fit(bpexp.MLP([64, 128, 10], seed=0), X, y, epochs=1, threads="auto")
+    finally:
+        os.sched_setaffinity(0, before)
+    assert history.blas_threads == 1
+
+
+@pytest.mark.parametrize(("seconds_on_1", "seconds_on_2", "expected"), [(0.002, 0.010, 1), (0.010, 0.002, 2)])
+def test_auto_probe_keeps_one_thread_unless_more_are_clearly_faster(seconds_on_1, seconds_on_2, expected):
+    if available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    import time
+
+    calls = []
+
+    def step():  # a step whose duration depends on the thread count it runs with
+        calls.append(_blas_threads())
+        time.sleep(seconds_on_1 if calls[-1] == 1 else seconds_on_2)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        policy = BlasThreads("auto")
+        assert policy.start(step) == expected
+        assert set(calls) == {1, 2} and set(policy.timings) == {1, 2}
+        assert _blas_threads() == expected
+        policy.restore()
+        assert _blas_threads() == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "two", True])
+def test_bad_threads_are_named(bad):
+    X, y = _data(n=20)
+    with pytest.raises(InvalidInputError, match=r"threads must be a positive integer, 'auto' or None, got"):
+        bpexp.fit(bpexp.MLP([64, 10]), X, y, threads=bad)
+
+
+def test_training_threads_in_the_experiment_config(tmp_path):
+    base = {"dataset": {"name": "moons"}}
+    config, _ = load_experiment(base)
+    assert config.training.threads == "auto" and fit_options(config)["threads"] == "auto"
+    config, _ = load_experiment({**base, "training": {"threads": 1}})
+    assert fit_options(config)["threads"] == 1
+    config, _ = load_experiment({**base, "training": {"threads": None}})
+    assert fit_options(config)["threads"] is None
+    with pytest.raises(ConfigError, match=r"training\.threads"):
+        load_experiment({**base, "training": {"threads": 0}})
+
+
+def test_probes_between_steps_do_not_change_the_training(monkeypatch):
+    """Re-measuring before every step (probe steps on the first batch, thread switches) leaves the
+    weights and history exactly as a fixed single-thread fit makes them."""
+    import bpexp.train.threads as policy
+
+    if available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    X, y = _data(n=512)
+    reference = bpexp.MLP([64, 128, 10], dropout=0.2, seed=5)
+    expected = bpexp.fit(reference, X, y, optimizer="adam", epochs=2, batch_size=64, seed=5, threads=1)
+    monkeypatch.setattr(policy, "REPROBE_SECONDS", 0.0)
+    probes = []
+    original = policy.BlasThreads.probe
+    monkeypatch.setattr(policy.BlasThreads, "probe", lambda self, step: (probes.append(1), original(self, step)))
+    with threadpool_limits(limits=2, user_api="blas"):
+        model = bpexp.MLP([64, 128, 10], dropout=0.2, seed=5)
+        history = bpexp.fit(model, X, y, optimizer="adam", epochs=2, batch_size=64, seed=5, threads="auto")
+    assert len(probes) >= 16  # at the start and after every one of the 16 steps
+    assert np.array_equal(model.params, reference.params)
+    assert history["train_loss"] == expected["train_loss"]
