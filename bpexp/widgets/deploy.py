@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import logging
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +41,13 @@ class DeployOutcome:
 
 
 def serve_command(model_uri: str, tracking_uri: str | None = None, port: int = SERVE_PORT) -> str:
-    """The shell command serving ``model_uri`` on 127.0.0.1 with the current environment.
+    """The shell command serving ``model_uri`` on 127.0.0.1 with the current environment (``bpexp serve``).
 
     A ``models:/`` URI is resolved through the registry, so the command names the store.
     """
-    cmd = f"mlflow models serve -m {shlex.quote(model_uri)} --env-manager local -h 127.0.0.1 -p {port}"
-    if model_uri.startswith("models:/") and tracking_uri:
-        cmd = f"MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} {cmd}"
-    return cmd
+    from bpexp.shell import serve_command as command
+
+    return command(model_uri, port, tracking_uri)
 
 
 def _failure(action: str, exc: Exception) -> DeployOutcome:

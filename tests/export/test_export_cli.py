@@ -38,7 +38,7 @@ def test_export_best_with_onnx_and_register(store, tmp_path):
     assert lines[0].startswith(f"picked run {best.run_id}") and "among 2 finished runs" in lines[0]
     assert f"exported run {best.run_id}" in proc.stdout and "ONNX" in proc.stdout
     assert "registered models:/digits-cli@champion (version 1)" in proc.stdout
-    assert f"serve it:  mlflow models serve -m {out} --env-manager local -h 127.0.0.1 -p" in proc.stdout
+    assert f" serve {out.resolve()} --port 5001" in proc.stdout.split("serve it:  ", 1)[1]
     assert (out / "MLmodel").is_file() and (out / "model.onnx").is_file() and (out / "README.md").is_file()
     assert "`models:/digits-cli@champion` (version 1)" in (out / "README.md").read_text()
     # MLflow resolves models:/ URIs against its global store, by default ./mlflow.db: never created here.

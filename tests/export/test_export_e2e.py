@@ -72,7 +72,8 @@ def test_model_card_describes_the_run(store, iris_export):
     for text in (run.run_id, "exp-iris", "Dataset: **iris**", "`setosa`, `versicolor`, `virginica`",
                  "| accuracy |", f"{run.test_metrics['test_accuracy']:.4f}",
                  f"{run.val_metrics['final_val_accuracy']:.4f}", "| optimizer.nesterov | `True` |",
-                 "mlflow models serve -m", "--env-manager local", "bpexp.load_model(", "model.onnx",
+                 "--env-manager local", f"bpexp serve {iris_export.path.absolute()} --port 5001",
+                 "bpexp.load_model(", "model.onnx",
                  "max absolute difference"):
         assert text in card, text
 
