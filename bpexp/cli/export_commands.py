@@ -11,7 +11,7 @@ from bpexp.cli.common import TRACKING_URI_HELP, fail, quiet_mlflow_logs
 @click.argument("run_id", required=False)
 @click.option("--best", "metric", metavar="METRIC",
               help="Export the best run by this metric (e.g. test_accuracy, final_val_f1, test_mae).")
-@click.option("--experiment", help="With --best: only runs of this experiment (default: all experiments).")
+@click.option("--experiment", help="With --best: only runs of this experiment (needed when several have the metric).")
 @click.option("--study", help="With --best: only the COMPLETE trials of this sweep study.")
 @click.option("--direction", type=click.Choice(["max", "min"]),
               help="With --best: override the metric's direction (known metrics need none).")
@@ -29,8 +29,9 @@ def export(run_id: str | None, metric: str | None, experiment: str | None, study
     """Export a run's model to --out: MLflow pyfunc model, native folder, model card, optional ONNX.
 
     \b
-    Pick the run by id, or the best one by a metric:
-      bpexp export 3f2a... --out exports/digits
+    Pick the run by id (or a unique prefix of 6+ characters, as  bpexp runs  shows
+    it), or the best one by a metric:
+      bpexp export 3f2a9c01 --out exports/digits
       bpexp export --best test_accuracy --experiment digits --out exports/digits --onnx
       bpexp export --best final_val_accuracy --study digits-sweep --out exports/best \\
                    --register digits-classifier --alias champion

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bpexp.errors import InvalidInputError
@@ -97,3 +98,43 @@ def _fmt(value) -> str:
     if float(value).is_integer() and abs(value) < 1e6:
         return str(int(value))
     return f"{value:.4f}"
+
+
+#: Shortest run id prefix accepted (``bpexp runs`` shows 8 characters).
+MIN_RUN_ID_PREFIX = 6
+_FULL_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def resolve_run_id(client, run_id: str) -> str | None:
+    """The full id of the run whose id is, or starts with, ``run_id``; None when no run matches.
+
+    Full 32-character ids are returned as given (the caller's ``get_run`` says if it
+    does not exist). A prefix must have at least :data:`MIN_RUN_ID_PREFIX` characters
+    and match exactly one run of the store's active experiments.
+
+    Raises
+    ------
+    InvalidInputError
+        The prefix is too short, not hexadecimal, or matches several runs (the message
+        lists them).
+    """
+    text = str(run_id or "").strip().lower()
+    if _FULL_RUN_ID.fullmatch(text):
+        return text
+    if not re.fullmatch(r"[0-9a-f]+", text):
+        raise InvalidInputError(f"{run_id!r} is not a run id (run ids are 32 hexadecimal characters; a unique "
+                                f"prefix of {MIN_RUN_ID_PREFIX} or more, as bpexp runs shows, works too)")
+    if len(text) < MIN_RUN_ID_PREFIX:
+        raise InvalidInputError(f"run id prefix {run_id!r} is too short: give at least {MIN_RUN_ID_PREFIX} "
+                                f"characters (bpexp runs shows 8)")
+    ids = experiment_ids(client, None)
+    if not ids:
+        return None
+    matches = client.search_runs(ids, filter_string=f"attributes.run_id LIKE '{text}%'", max_results=20)
+    if not matches:
+        return None
+    if len(matches) > 1:
+        shown = "; ".join(f"{r.info.run_id} ({r.info.run_name or 'unnamed'})" for r in matches[:10])
+        raise InvalidInputError(f"run id prefix {run_id!r} matches {len(matches)} runs: {shown}; "
+                                f"give more characters")
+    return matches[0].info.run_id

@@ -135,8 +135,20 @@ def test_pick_best_in_a_study_uses_complete_trials_only(store):
     assert f"trial {store.trials.index(best)}" in reason
 
 
-def test_pick_best_across_experiments_skips_parents_and_pruned_trials(store):
-    run, reason = pick_best_run("final_val_accuracy", tracking_uri=store.uri)
+def test_pick_best_without_experiment_refuses_several_experiments(store):
+    # final_val_accuracy: digits, iris and the moons trials; never a silent cross-experiment pick
+    with pytest.raises(bpexp.InvalidInputError) as caught:
+        pick_best_run("final_val_accuracy", tracking_uri=store.uri)
+    message = str(caught.value)
+    assert message.startswith("runs with final_val_accuracy are in 3 experiments: 'exp-digits' (2 runs), ")
+    assert "'exp-iris' (1 run)" in message and "'exp-nomodel' (" in message and "--experiment NAME" in message
+    # one experiment having the metric is no ambiguity: test_r2 is only in exp-diabetes
+    run, _ = pick_best_run("test_r2", tracking_uri=store.uri)
+    assert run.info.run_id == store.diabetes.run_id
+
+
+def test_pick_best_in_an_experiment_skips_parents_and_pruned_trials(store):
+    run, reason = pick_best_run("final_val_accuracy", experiment="exp-nomodel", tracking_uri=store.uri)
     assert run.data.tags.get("bpexp.trial_state", "COMPLETE") == "COMPLETE"
     assert run.info.run_id != store.study_parent_id
     assert "sweep parent or pruned/failed trial run(s) ignored" in reason
