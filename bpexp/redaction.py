@@ -1,6 +1,6 @@
 """Credentials out of everything bpexp writes or prints.
 
-A tracking URI such as ``http://alice:s3cret@mlflow-host:5000`` or an Optuna
+A tracking URI such as ``http://alice:pa55word@mlflow-host:5000`` or an Optuna
 storage such as ``postgresql://bob:p@ss@db-host/optuna`` carries a password.
 bpexp needs the full URI to connect, but every place that *shows* or *stores*
 one (messages, run tags, Optuna study attributes, model cards, the "see it:"
@@ -50,7 +50,7 @@ def redact(text) -> str:
 
     Examples
     --------
-    >>> redact("http://alice:s3cret@127.0.0.1:5000")
+    >>> redact("http://alice:pa55word@127.0.0.1:5000")
     'http://alice:***@127.0.0.1:5000'
     >>> redact("cannot open postgresql://bob:p@ss@db/optuna: refused")
     'cannot open postgresql://bob:***@db/optuna: refused'

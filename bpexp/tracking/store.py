@@ -80,6 +80,9 @@ def connect(tracking_uri: str):
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow prints "View run at <tracking URI>/..." for http stores, password included; bpexp prints
+    # its own, masked, "see it" line instead.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     parsed = urlparse(tracking_uri)
     if parsed.scheme in ("", "file"):
         raise TrackingUnavailableError(
