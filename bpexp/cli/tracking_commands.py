@@ -59,11 +59,22 @@ def _where_to_look(tracking_uri: str, experiment_id: str, run_id: str) -> None:
 
 @click.command()
 @click.option("--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all).")
-@click.option("--sort", "sort_metric", help="Metric to sort by, best first (default: test_accuracy or test_r2).")
+@click.option("--sort", "sort_metric", help="Metric to sort by, best first (default: a sweep's objective, else "
+              "test_accuracy or test_r2).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table: rounded, for reading; csv/json: full run ids and unrounded values, for scripts.")
 @click.option("--tracking-uri", help=TRACKING_URI_HELP)
-def runs(experiments: tuple[str, ...], sort_metric: str | None, limit: int, tracking_uri: str | None) -> None:
-    """List runs with their key params and final metrics, best first."""
+def runs(experiments: tuple[str, ...], sort_metric: str | None, limit: int, fmt: str,
+         tracking_uri: str | None) -> None:
+    """List runs best first: trial and state, the params that differ between them, final metrics.
+
+    \b
+    A sweep's trials are sorted by the sweep's objective; params that are the same
+    in every listed run are left out.
+      bpexp runs --experiment digits-sweep
+      bpexp runs --experiment digits --format json > runs.json
+    """
     from bpexp.errors import BpexpError
     from bpexp.tracking import connect, resolve_tracking_uri
     from bpexp.tracking.queries import runs_table, search_runs
@@ -77,12 +88,18 @@ def runs(experiments: tuple[str, ...], sort_metric: str | None, limit: int, trac
     if not found:
         from bpexp.shell import bpexp_command
 
+        if fmt == "json":
+            click.echo("[]")
+            return
         click.echo(f"no runs yet: start one with  {bpexp_command('train', 'experiments/digits.yaml')}")
         return
     if sort_metric and not any(sort_metric in r.data.metrics for r in found):
         known = sorted({k for r in found for k in r.data.metrics if not k.startswith(("grad_", "weight_"))})
         fail(f"no run has the metric {sort_metric!r}; metrics found: {known}", 2)
     table = runs_table(found, sort=sort_metric, limit=limit)
+    if fmt != "table":
+        click.echo(table.to_json() if fmt == "json" else table.to_csv(), nl=fmt == "json")
+        return
     click.echo(table.render())
     if table.sort_metric:
         click.echo(f"\n{len(table.rows)} of {len(found)} runs, best {table.sort_metric} first")

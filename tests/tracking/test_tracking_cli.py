@@ -76,7 +76,7 @@ def test_runs_lists_best_first(project, write_config):
     done = run_cli("runs", "--experiment", "test-moons", "--sort", "test_accuracy", cwd=project)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:3] == ["run", "name", "status"]
+    assert lines[0].split()[:3] == ["run", "name", "state"]
     assert "lr" in lines[0] and "test_accuracy" in lines[0]
     rows = [line for line in lines[2:] if line.strip() and not line.startswith(("2 of", "\n"))][:2]
     header = lines[0].split()
