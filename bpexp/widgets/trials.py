@@ -145,6 +145,10 @@ class StudyController(TableSource):
             except (ValueError, RuntimeError) as exc:  # optuna says why, e.g. too few trials
                 raise InvalidInputError(f"cannot draw {name} for study {self.name!r} yet: {exc}") from None
         first = axes.flat[0] if hasattr(axes, "flat") else axes
+        from bpexp.tuning.plot_layout import tidy_figure
+
+        params = sorted({k for t in self.study.get_trials(deepcopy=False) for k in t.params})
+        tidy_figure(first.figure, PLOTS[name].removeprefix("plot_"), params)
         return first.figure
 
     def plot_png(self, name: str) -> bytes:
