@@ -32,9 +32,9 @@ def sweep_store(tmp_path_factory, mlflow_template_db):
     })
     storage = str(root / "journal.log")
     # trial 0 completes, 1 diverges (FAIL), 2 is pruned at epoch 1; lr 0.0123456789 has many digits
-    bpexp.sweep(sweep, n_trials=3, storage=storage, tracking_uri=uri, progress=False, plots=False,
-                enqueue=[{"optimizer.lr": 0.0123456789}, {"optimizer.lr": 10.0}, {"optimizer.lr": 1e-7}])
-    return uri, open_study(storage, "tabled")
+    result = bpexp.sweep(sweep, n_trials=3, storage=storage, tracking_uri=uri, progress=False, plots=False,
+                         enqueue=[{"optimizer.lr": 0.0123456789}, {"optimizer.lr": 10.0}, {"optimizer.lr": 1e-7}])
+    return uri, open_study(storage, "tabled"), result
 
 
 def _runs(uri, *args):
@@ -44,7 +44,7 @@ def _runs(uri, *args):
 
 
 def test_runs_table_of_a_sweep(sweep_store):
-    uri, study = sweep_store
+    uri, study, _ = sweep_store
     lines = _runs(uri).splitlines()
     header = lines[0].split()
     assert header[:4] == ["run", "name", "trial", "state"]
@@ -63,7 +63,7 @@ def test_runs_table_of_a_sweep(sweep_store):
 
 
 def test_runs_json_and_csv_have_full_values(sweep_store):
-    uri, study = sweep_store
+    uri, study, _ = sweep_store
     records = json.loads(_runs(uri, "--format", "json"))
     trial0 = next(r for r in records if r.get("trial") == 0)
     assert len(trial0["run_id"]) == 32 and trial0["state"] == "complete"
@@ -74,3 +74,24 @@ def test_runs_json_and_csv_have_full_values(sweep_store):
     header, *body = csv_text.splitlines()
     assert header.split(",")[:5] == ["run_id", "name", "experiment_id", "trial", "state"]
     assert trial0["run_id"] in csv_text and "0.0123456789" in csv_text and len(body) == len(records)
+
+
+def test_printed_commands_of_the_sweep_run_as_printed(sweep_store, tmp_path):
+    """The summary's "export the best:" and "see it:" lines, run in a shell without the venv on PATH."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    uri, _, result = sweep_store
+    lines = result.summary().splitlines()
+    export = next(line for line in lines if line.startswith("export the best: ")).removeprefix("export the best: ")
+    see = next(line for line in lines if line.startswith("see it: ")).removeprefix("see it: ").split("   (")[0]
+    bpexp_path = str(Path(sys.executable).with_name("bpexp"))
+    assert export.startswith(bpexp_path) and f"--tracking-uri {uri}" in export
+    assert see == f"{bpexp_path} ui --tracking-uri {uri}"
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(["sh", "-c", export], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "best-model" / "MLmodel").is_file() and "trial 0" in done.stdout
