@@ -162,6 +162,11 @@ class DeployPanel(W.VBox):
         self.run.options = runs
         self.run.value = current if current in ids else (default if default in ids else (ids[0] if ids else None))
 
+    def clear_result(self) -> None:
+        """Forget the last action's message (the table or the selection changed since)."""
+        self.outcome = None
+        self.result.value = ""
+
     def do_register(self) -> DeployOutcome:
         """Register the chosen run (the Register button)."""
         return self._run(lambda: self.controller.register(self.run.value, self.name.value, self.alias.value),
