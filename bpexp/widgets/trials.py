@@ -47,6 +47,10 @@ class StudyController(TableSource):
         self.study = as_study(study)
         # a bpexp sweep records its MLflow store on the study itself
         recorded = getattr(study, "tracking_uri", None) or self.study.user_attrs.get("mlflow_tracking_uri")
+        from bpexp.redaction import MASK
+
+        if recorded and MASK in recorded:  # stored with its password masked: $MLFLOW_TRACKING_URI has the real one
+            recorded = None
         self.tracking_uri = resolve_uri(tracking_uri or recorded)
         self._runs = None
         self.refresh()
