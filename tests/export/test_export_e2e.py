@@ -191,7 +191,8 @@ def test_export_and_register_a_trial_that_logged_only_the_folder(store, tmp_path
 
 # ------------------------------------------------------------------------------ errors and --force
 def test_unknown_run_and_run_without_model(store, tmp_path):
-    with pytest.raises(RunNotFoundError, match=r"no run with id '0123456789abcdef' in the tracking store sqlite"):
+    with pytest.raises(RunNotFoundError,
+                       match=r"no run with id '0123456789abcdef' \(or starting with it\) in the tracking store sqlite"):
         export_run("0123456789abcdef", tmp_path / "x", tracking_uri=store.uri)
     with pytest.raises(NoModelError, match=r"has no model to export: it logged neither an MLflow model"):
         export_run(store.no_model_run_id, tmp_path / "y", tracking_uri=store.uri)
