@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BPEXP  := $(VENV)/bin/bpexp
-# Re-install when the dependencies change.
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Re-install when the dependencies change. `make demo` installs the runtime and the onnx extra
+# only; `make test` (and `make install`) add the dev extras (pytest, ruff, JupyterLab, Voila, ...).
+SUM        := $(shell cksum pyproject.toml | cut -d' ' -f1)
+DEMO_STAMP := $(VENV)/.installed-demo-$(SUM)
+STAMP      := $(VENV)/.installed-dev-$(SUM)
 
 export MLFLOW_DISABLE_TELEMETRY = true
 
@@ -17,24 +20,30 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+$(DEMO_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[onnx]"
+	rm -f $(VENV)/.installed-demo-*
+	touch $@
+
+# The dev extras include everything the demo needs.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[dev]"
 	rm -f $(VENV)/.installed-*
-	touch $@
+	touch $@ $(DEMO_STAMP)
 
 install: $(STAMP)
 
 ## make demo: a tracked run, an Optuna sweep and an export of its best model, all on the
 ## embedded default store (mlruns/). Run it again and the sweep resumes with more trials.
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BPEXP) train experiments/digits.yaml
 	$(BPEXP) sweep experiments/digits-sweep.yaml --workers 2
 	$(BPEXP) export --best final_val_accuracy --study digits-sweep --out outputs/digits-best --force --onnx \
 	    --register digits-classifier --alias champion
 	@echo
-	@echo "Look at it all:  $(BPEXP) ui      (MLflow UI on http://127.0.0.1:5000)"
-	@echo "                 $(BPEXP) runs --experiment digits-sweep"
-	@echo 'Serve the best:  PATH=$$PWD/$(VENV)/bin:$$PATH mlflow models serve -m outputs/digits-best --env-manager local -h 127.0.0.1 -p 5001'
+	@echo "Look at it all:  $(abspath $(BPEXP)) ui      (MLflow UI on http://127.0.0.1:5000)"
+	@echo "                 $(abspath $(BPEXP)) runs --experiment digits-sweep"
+	@echo "Serve the best:  $(abspath $(BPEXP)) serve $(abspath outputs/digits-best) --port 5001"
 
 ## make test: lint, then every test (unit, real MLflow/Optuna/PostgreSQL, notebooks, browser)
 test: $(STAMP)

@@ -7,7 +7,17 @@ more precise.
 
 
 class BpexpError(Exception):
-    """Base class of all bpexp errors."""
+    """Base class of all bpexp errors.
+
+    Messages often name a tracking URI or a storage URL; any password in them is
+    masked here (:func:`bpexp.redaction.redact`), so no bpexp error, printed or
+    stored in a ``bpexp.error`` tag, carries a credential.
+    """
+
+    def __init__(self, *args):
+        from bpexp.redaction import redact
+
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class InvalidInputError(BpexpError, ValueError):

@@ -19,5 +19,7 @@ def quiet_mlflow_logs() -> None:
 
 def fail(message: str, code: int = 1) -> None:
     """Print ``error: message`` in red on stderr and exit with ``code``."""
-    click.secho(f"error: {message}", fg="red", err=True)
+    from bpexp.redaction import redact
+
+    click.secho(f"error: {redact(message)}", fg="red", err=True)
     sys.exit(code)

@@ -11,7 +11,7 @@ from bpexp.cli.common import TRACKING_URI_HELP, fail, quiet_mlflow_logs
 @click.argument("run_id", required=False)
 @click.option("--best", "metric", metavar="METRIC",
               help="Export the best run by this metric (e.g. test_accuracy, final_val_f1, test_mae).")
-@click.option("--experiment", help="With --best: only runs of this experiment (default: all experiments).")
+@click.option("--experiment", help="With --best: only runs of this experiment (needed when several have the metric).")
 @click.option("--study", help="With --best: only the COMPLETE trials of this sweep study.")
 @click.option("--direction", type=click.Choice(["max", "min"]),
               help="With --best: override the metric's direction (known metrics need none).")
@@ -29,8 +29,9 @@ def export(run_id: str | None, metric: str | None, experiment: str | None, study
     """Export a run's model to --out: MLflow pyfunc model, native folder, model card, optional ONNX.
 
     \b
-    Pick the run by id, or the best one by a metric:
-      bpexp export 3f2a... --out exports/digits
+    Pick the run by id (or a unique prefix of 6+ characters, as  bpexp runs  shows
+    it), or the best one by a metric:
+      bpexp export 3f2a9c01 --out exports/digits
       bpexp export --best test_accuracy --experiment digits --out exports/digits --onnx
       bpexp export --best final_val_accuracy --study digits-sweep --out exports/best \\
                    --register digits-classifier --alias champion
@@ -107,4 +108,53 @@ def predict(model_source: str, input_csv: str, proba: bool, out_path: str | None
         frame.to_csv(sys.stdout, index=False)
 
 
-COMMANDS = [export, predict]
+@click.command()
+@click.argument("model", metavar="DIR_OR_URI")
+@click.option("-p", "--port", type=click.IntRange(1, 65535), default=5001, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (0.0.0.0: every interface; only behind a firewall).")
+@click.option("-w", "--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--tracking-uri", help=TRACKING_URI_HELP + "; used for models:/ and runs:/ URIs")
+def serve(model: str, port: int, host: str, workers: int, tracking_uri: str | None) -> None:
+    """Serve an export (or models:/NAME@alias) over HTTP: POST /invocations, GET /ping.
+
+    \b
+    A thin wrapper around  mlflow models serve --env-manager local  that runs it
+    with this environment's programs (uvicorn) first on PATH, so it works from
+    any shell; Ctrl-C or SIGTERM stop the server and its workers.
+      bpexp serve outputs/digits-best --port 5001
+      curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' \\
+           -d @outputs/digits-best/serving_input_example.json
+    """
+    import sys
+    from pathlib import Path
+
+    from bpexp.cli.processes import env_with_own_bin, port_in_use, run_server
+    from bpexp.export.loading import is_uri
+
+    if not is_uri(model) and not (Path(model) / "MLmodel").is_file():
+        fail(f"{model} is not an MLflow model directory (no MLmodel file); give an export made by "
+             f"bpexp export or a models:/ URI", 2)
+    busy = port_in_use(host, port)
+    if busy:
+        fail(busy)
+    extra = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    if is_uri(model):
+        from bpexp.tracking import resolve_tracking_uri
+
+        uri = resolve_tracking_uri(tracking_uri)
+        extra.update(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri)
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local",
+           "-h", host, "-p", str(port), "-w", str(workers)]
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    code = run_server(
+        cmd, env_with_own_bin(extra), ready_url=f"{url}/ping", ready_timeout=180,
+        on_ready=lambda: click.echo(f"serving {model} on {url}/invocations  (Ctrl-C to stop)"),
+        on_early_exit=lambda c: click.secho(f"error: mlflow models serve exited (code {c}) before answering on "
+                                            f"{url}; its messages are above", fg="red", err=True),
+        on_slow=lambda: click.echo(f"the model server does not answer on {url} after 180 s; still waiting"),
+    )
+    sys.exit(code)
+
+
+COMMANDS = [export, predict, serve]

@@ -45,19 +45,36 @@ def train(config: str, sets: tuple[str, ...], tracking_uri: str | None, experime
 
 
 def _where_to_look(tracking_uri: str, experiment_id: str, run_id: str) -> None:
-    if tracking_uri.startswith(("http://", "https://")):
-        click.echo(f"see it at {tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
+    from bpexp.redaction import redact
+    from bpexp.shell import bpexp_command, store_args
+
+    shown = redact(tracking_uri)
+    if shown.startswith(("http://", "https://")):
+        click.echo(f"see it at {shown.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
     else:
-        click.echo("see it in the MLflow UI: bpexp ui   (or list runs: bpexp runs)")
+        store = store_args(tracking_uri)
+        click.echo(f"see it in the MLflow UI: {bpexp_command('ui', *store)}   "
+                   f"(or list runs: {bpexp_command('runs', *store)})")
 
 
 @click.command()
 @click.option("--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all).")
-@click.option("--sort", "sort_metric", help="Metric to sort by, best first (default: test_accuracy or test_r2).")
+@click.option("--sort", "sort_metric", help="Metric to sort by, best first (default: a sweep's objective, else "
+              "test_accuracy or test_r2).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table: rounded, for reading; csv/json: full run ids and unrounded values, for scripts.")
 @click.option("--tracking-uri", help=TRACKING_URI_HELP)
-def runs(experiments: tuple[str, ...], sort_metric: str | None, limit: int, tracking_uri: str | None) -> None:
-    """List runs with their key params and final metrics, best first."""
+def runs(experiments: tuple[str, ...], sort_metric: str | None, limit: int, fmt: str,
+         tracking_uri: str | None) -> None:
+    """List runs best first: trial and state, the params that differ between them, final metrics.
+
+    \b
+    A sweep's trials are sorted by the sweep's objective; params that are the same
+    in every listed run are left out.
+      bpexp runs --experiment digits-sweep
+      bpexp runs --experiment digits --format json > runs.json
+    """
     from bpexp.errors import BpexpError
     from bpexp.tracking import connect, resolve_tracking_uri
     from bpexp.tracking.queries import runs_table, search_runs
@@ -69,12 +86,20 @@ def runs(experiments: tuple[str, ...], sort_metric: str | None, limit: int, trac
     except BpexpError as exc:
         fail(str(exc))
     if not found:
-        click.echo("no runs yet: start one with  bpexp train experiments/digits.yaml")
+        from bpexp.shell import bpexp_command
+
+        if fmt == "json":
+            click.echo("[]")
+            return
+        click.echo(f"no runs yet: start one with  {bpexp_command('train', 'experiments/digits.yaml')}")
         return
     if sort_metric and not any(sort_metric in r.data.metrics for r in found):
         known = sorted({k for r in found for k in r.data.metrics if not k.startswith(("grad_", "weight_"))})
         fail(f"no run has the metric {sort_metric!r}; metrics found: {known}", 2)
     table = runs_table(found, sort=sort_metric, limit=limit)
+    if fmt != "table":
+        click.echo(table.to_json() if fmt == "json" else table.to_csv(), nl=fmt == "json")
+        return
     click.echo(table.render())
     if table.sort_metric:
         click.echo(f"\n{len(table.rows)} of {len(found)} runs, best {table.sort_metric} first")
@@ -84,31 +109,41 @@ def runs(experiments: tuple[str, ...], sort_metric: str | None, limit: int, trac
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 @click.option("--tracking-uri", help=TRACKING_URI_HELP)
 def ui(port: int, tracking_uri: str | None) -> None:
-    """Start the MLflow UI for the project's store on 127.0.0.1."""
-    import os
-    import subprocess
-    from pathlib import Path
-
+    """Start the MLflow UI for the project's store on 127.0.0.1 (Ctrl-C stops it)."""
+    from bpexp.cli.processes import env_with_own_bin, port_in_use, run_server
+    from bpexp.errors import BpexpError
+    from bpexp.redaction import redact
     from bpexp.tracking import connect, resolve_tracking_uri
     from bpexp.tracking.store import artifact_root
 
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
-        click.echo(f"runs are on the tracking server: open {uri}")
+        click.echo(f"runs are on the tracking server: open {redact(uri)}")
         return
+    busy = port_in_use("127.0.0.1", port)
+    if busy:
+        fail(busy)
     quiet_mlflow_logs()
-    connect(uri)  # creates the store if it does not exist yet
-    cmd = [str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", uri,
+    try:
+        connect(uri)  # creates the store if it does not exist yet
+    except BpexpError as exc:
+        fail(str(exc))
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     root = artifact_root(uri)
     if root:
         cmd += ["--default-artifact-root", root]
-    click.echo(f"MLflow UI for {uri}\nopen http://127.0.0.1:{port}  (Ctrl-C to stop)")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    try:
-        sys.exit(subprocess.call(cmd, env=env))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    url = f"http://127.0.0.1:{port}"
+    click.echo(f"starting the MLflow UI for {redact(uri)} ...")
+    code = run_server(
+        cmd, env_with_own_bin({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}), ready_url=f"{url}/health",
+        ready_timeout=120,
+        on_ready=lambda: click.echo(f"open {url}  (Ctrl-C to stop)"),
+        on_early_exit=lambda c: click.secho(f"error: the MLflow UI exited (code {c}) before answering on {url}; "
+                                            f"its messages are above", fg="red", err=True),
+        on_slow=lambda: click.echo(f"the MLflow UI does not answer on {url} after 120 s; still waiting"),
+    )
+    sys.exit(code)
 
 
 COMMANDS = [train, runs, ui]

@@ -85,8 +85,10 @@ class ExportResult:
         return self.path / "README.md"
 
     def serve_command(self, port: int = 5001) -> str:
-        """The command line that serves this export over HTTP."""
-        return f"mlflow models serve -m {self.path} --env-manager local -h 127.0.0.1 -p {port}"
+        """The command line that serves this export over HTTP, runnable as printed from any shell."""
+        from bpexp.shell import serve_command
+
+        return serve_command(str(Path(self.path).absolute()), port)
 
 
 def check_target(out: Path, force: bool) -> None:

@@ -9,6 +9,11 @@ folder can be handed to someone who never saw the run.
 from __future__ import annotations
 
 import datetime as _dt
+import shlex
+from pathlib import Path
+
+from bpexp.redaction import redact
+from bpexp.shell import bpexp_program, serve_command
 
 _METRIC_ORDER = ("accuracy", "f1", "log_loss", "r2", "mse", "mae", "loss")
 
@@ -70,7 +75,7 @@ def model_card(result, rm, *, params: dict[str, str], metrics: dict[str, float])
     lines += ["## Source", "", "| | |", "|---|---|"]
     lines += [f"| run | `{run.info.run_id}` ({run.info.run_name or 'unnamed'}, {run.info.status}) |",
               f"| experiment | {rm.experiment_name} (id {run.info.experiment_id}) |",
-              f"| tracking store | `{result.tracking_uri}` |"]
+              f"| tracking store | `{redact(result.tracking_uri)}` |"]
     if rm.source_model_uri:
         lines.append(f"| logged model | `{rm.source_model_uri}` |")
     if result.registered_uri:
@@ -152,15 +157,20 @@ def _usage_section(result, model) -> list[str]:
               'pyfunc.predict(df)                           # a "prediction" column']
     if proba:
         lines.append('pyfunc.predict(df, params={"proba": True})  # one probability column per class')
-    lines += ["```", "", "Command line:", "", "```sh", f"bpexp predict {path} input.csv --out predictions.csv"
+    # Absolute program paths: the card is read later, from shells whose PATH lacks the exporting venv.
+    bpexp_cmd = bpexp_program(bare_if_on_path=False)
+    served = Path(path).absolute()
+    lines += ["```", "", "Command line (the `bpexp` that exported it; plain `bpexp` where it is on PATH):", "",
+              "```sh", f"{bpexp_cmd} predict {shlex.quote(str(served))} input.csv --out predictions.csv"
               + (" [--proba]" if proba else ""), "```", ""]
     if result.registered_uri:
         lines += [f"From the registry: `bpexp.load_model(\"{result.registered_uri}\")` or "
                   f"`mlflow.pyfunc.load_model(\"{result.registered_uri}\")` with the tracking URI above.", ""]
-    lines += ["Serve it over HTTP (the venv's `bin/` must be on PATH):", "", "```sh",
-              f"mlflow models serve -m {path} --env-manager local -h 127.0.0.1 -p 5001",
+    lines += ["Serve it over HTTP (`bpexp serve` runs `mlflow models serve --env-manager local` with its own "
+              "environment's uvicorn; Ctrl-C stops it):", "", "```sh",
+              serve_command(str(served), 5001, bare_if_on_path=False),
               f"curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' "
-              f"-d @{path}/serving_input_example.json", "```", "",
+              f"-d @{shlex.quote(str(served / 'serving_input_example.json'))}", "```", "",
               "Request bodies: `{\"dataframe_split\": {\"columns\": [...], \"data\": [[...], ...]}}`, "
               "`{\"inputs\": {\"<column>\": [values...], ...}}`, or CSV with a header row "
               "(`Content-Type: text/csv`). Add `\"params\": {\"proba\": true}` to a JSON body for probabilities. "

@@ -113,7 +113,8 @@ def download(uri: str, dst: str, tracking_uri: str | None = None) -> Path:
     from bpexp.tracking.model import using_store
 
     try:
-        connect(store)
+        client = connect(store)
+        uri = _full_run_id(client, uri)
         with using_store(store):  # models:/ URIs are resolved against the global URIs, whatever is passed
             return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=store,
                                                             registry_uri=store))
@@ -122,6 +123,19 @@ def download(uri: str, dst: str, tracking_uri: str | None = None) -> Path:
     except (MlflowException, OSError) as exc:
         message = getattr(exc, "message", str(exc))
         raise ModelFormatError(f"cannot load {uri} from the tracking store {store}: {message}") from None
+
+
+def _full_run_id(client, uri: str) -> str:
+    """``runs:/PREFIX/path`` with the run id prefix (as ``bpexp runs`` shows it) made a full id."""
+    from bpexp.tracking.queries import resolve_run_id
+
+    match = re.match(r"^runs:/([^/]+)(/.*)?$", uri)
+    if not match:
+        return uri
+    full = resolve_run_id(client, match.group(1))
+    if full is None:
+        raise ModelFormatError(f"cannot load {uri}: no run with id {match.group(1)!r} (or starting with it)")
+    return f"runs:/{full}{match.group(2) or ''}"
 
 
 def load_with_features(source, *, tracking_uri: str | None = None) -> tuple[object, list[str] | None]:

@@ -110,6 +110,23 @@ def pick_best(runs, metric: str, higher: bool):
     return pick, len(have), tied
 
 
+def _refuse_several_experiments(client, runs, metric: str) -> None:
+    """Ranking runs of different experiments (a digits model against an xor one) is never what was meant."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        if metric in r.data.metrics and math.isfinite(r.data.metrics[metric]):
+            counts[r.info.experiment_id] = counts.get(r.info.experiment_id, 0) + 1
+    if len(counts) < 2:
+        return
+    names = {e.experiment_id: e.name for e in client.search_experiments()}
+    listed = ", ".join(f"{names.get(i, i)!r} ({n} run{'s' if n != 1 else ''})"
+                       for i, n in sorted(counts.items(), key=lambda kv: names.get(kv[0], kv[0])))
+    raise InvalidInputError(
+        f"runs with {metric} are in {len(counts)} experiments: {listed}; say which with --experiment NAME "
+        f"(or --study NAME for a sweep)"
+    )
+
+
 def pick_best_run(metric: str, *, experiment: str | None = None, study: str | None = None,
                   tracking_uri: str | None = None, direction: str | None = None):
     """The best run by ``metric``, and a sentence saying which and why.
@@ -119,7 +136,8 @@ def pick_best_run(metric: str, *, experiment: str | None = None, study: str | No
     metric : str
         A metric the runs logged, e.g. ``test_accuracy``, ``final_val_f1``, ``test_mae``.
     experiment : str, optional
-        Only this experiment's runs (default: every experiment).
+        Only this experiment's runs. Without it (and without ``study``), the runs
+        having ``metric`` must all belong to one experiment.
     study : str, optional
         Only the COMPLETE trials of this sweep study (tag ``bpexp.study``).
     tracking_uri : str, optional
@@ -137,7 +155,8 @@ def pick_best_run(metric: str, *, experiment: str | None = None, study: str | No
     RunNotFoundError
         No candidates, or none has the metric (the message lists the metrics they have).
     InvalidInputError
-        Unknown experiment name or direction.
+        Unknown experiment name or direction; no experiment or study given while
+        runs of several experiments have the metric (the message lists them).
     """
     from bpexp.tracking import connect, resolve_tracking_uri
 
@@ -147,6 +166,8 @@ def pick_best_run(metric: str, *, experiment: str | None = None, study: str | No
     higher, why = metric_direction(metric, direction)
     client = connect(resolve_tracking_uri(tracking_uri))
     runs, scope, notes = _candidates(client, experiment, study)
+    if not experiment and not study:
+        _refuse_several_experiments(client, runs, metric)
     best, n_have, n_tied = pick_best(runs, metric, higher)
     if best is None:
         known = sorted({k for r in runs for k in r.data.metrics if not k.startswith(("grad_", "weight_"))})

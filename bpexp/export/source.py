@@ -63,13 +63,19 @@ class RunModel:
 
 
 def get_run(client, run_id: str, tracking_uri: str):
-    """The run ``run_id``, or :class:`RunNotFoundError` naming the store."""
+    """The run ``run_id`` (a full id or a unique prefix), or :class:`RunNotFoundError` naming the store."""
     from mlflow.exceptions import MlflowException
 
-    run_id = str(run_id).strip()
-    if not run_id:
+    from bpexp.tracking.queries import resolve_run_id
+
+    given = str(run_id).strip()
+    if not given:
         raise RunNotFoundError("no run id given")
     try:
+        run_id = resolve_run_id(client, given)
+        if run_id is None:
+            raise RunNotFoundError(f"no run with id {given!r} (or starting with it) in the tracking store "
+                                   f"{tracking_uri}")
         return client.get_run(run_id)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):

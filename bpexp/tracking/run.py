@@ -158,6 +158,9 @@ class TrackedRun:
             self.settle(status == "FINISHED")
         finally:
             if error:
+                from bpexp.redaction import redact
+
+                error = redact(error)  # messages may quote a tracking or storage URI with its password
                 self.set_tags({"bpexp.error": error[:5000], "mlflow.note.content": f"**{status}**: {error}"})
             self.client.set_terminated(self.run_id, status=status)
 

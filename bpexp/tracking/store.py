@@ -80,6 +80,9 @@ def connect(tracking_uri: str):
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow prints "View run at <tracking URI>/..." for http stores, password included; bpexp prints
+    # its own, masked, "see it" line instead.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     parsed = urlparse(tracking_uri)
     if parsed.scheme in ("", "file"):
         raise TrackingUnavailableError(
@@ -171,6 +174,11 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
 _experiment_ids: dict[tuple[str, str], tuple[float, str]] = {}
 
 
+#: MLflow 3's UI opens an experiment in its GenAI view unless this tag says it trains models.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def _get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     from mlflow.exceptions import MlflowException
 
@@ -178,11 +186,13 @@ def _get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # experiments of older bpexp versions; a kind set by hand stays
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     root = artifact_root(tracking_uri)
     location = f"{root}/{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}" if root else None
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:  # another process created it first
         exp = client.get_experiment_by_name(name)
         if exp is None:

@@ -45,6 +45,8 @@ import threading
 import time
 from collections import defaultdict
 
+from bpexp.redaction import redact
+
 SEND_INTERVAL = 0.02  # seconds the trainer collects metrics before handing them to the queue
 WRITE_INTERVAL = 0.25  # seconds between the helper's writes while metrics trickle in
 WRITE_BATCH = 100  # the helper writes as soon as this many metrics are waiting
@@ -337,7 +339,7 @@ def close_all() -> None:
         except Exception as exc:  # noqa: BLE001 - at exit: report, never raise
             import sys
 
-            print(f"bpexp: could not flush metrics to {writer.tracking_uri}: {exc}", file=sys.stderr)
+            print(redact(f"bpexp: could not flush metrics to {writer.tracking_uri}: {exc}"), file=sys.stderr)
     _writers.clear()
 
 

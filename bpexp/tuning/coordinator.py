@@ -24,6 +24,7 @@ import optuna
 
 from bpexp.config.sweep import Sweep, check_objective_metric, load_sweep
 from bpexp.errors import InvalidInputError
+from bpexp.redaction import redact
 from bpexp.train.loop import limit_blas_threads
 from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_trial_run, trial_tags
 from bpexp.tuning.progress import Progress
@@ -286,7 +287,7 @@ def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direct
     log_dataset_input(client, run_id, dataset)
     client.log_text(run_id, yaml.safe_dump(sw.base.model_dump(mode="json"), sort_keys=False), "base_config.yaml")
     study.set_user_attr(PARENT_ATTR, run_id)
-    study.set_user_attr("mlflow_tracking_uri", uri)
+    study.set_user_attr("mlflow_tracking_uri", redact(uri))  # for people and dashboards: no password
     study.set_user_attr("mlflow_experiment_id", experiment_id)
     study.set_user_attr("bpexp_metric", metric)
     return run_id

@@ -6,7 +6,7 @@ Agreements other parts of bpexp rely on (export, widgets):
   tags ``bpexp.study`` (study name), ``bpexp.trial_number`` and
   ``bpexp.trial_state`` (``RUNNING`` while it trains, then ``COMPLETE``,
   ``PRUNED`` or ``FAIL``); pruned runs also ``pruned=true`` and
-  ``bpexp.pruned_at_epoch``; the run logs its native model folder under
+  ``bpexp.pruned_at_epoch``, and their run name ends ``(pruned at epoch N)``; the run logs its native model folder under
   ``bpexp_model`` and the metric ``final_<objective metric>``;
 - the trial stores the run id as user attribute ``mlflow_run_id``.
 
@@ -129,8 +129,11 @@ class Objective:
             # Written with the run's final metrics, in one call: COMPLETE is corrected below in
             # the rare case the objective turns out non-finite.
             if pruning.pruned_at is not None:
+                # The run ends FINISHED (its model is real, only stopped early); the name tells it
+                # apart in the MLflow UI's runs table, where the status icon cannot.
                 return {**params_tag, STATE_TAG: "PRUNED", "pruned": "true",
-                        "bpexp.pruned_at_epoch": str(pruning.pruned_at)}
+                        "bpexp.pruned_at_epoch": str(pruning.pruned_at),
+                        "mlflow.runName": f"{overrides['tracking.run_name']} (pruned at epoch {pruning.pruned_at})"}
             return {**params_tag, STATE_TAG: "COMPLETE"}
 
         try:

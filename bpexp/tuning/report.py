@@ -159,8 +159,11 @@ def log_study_plots(study: optuna.Study, client, parent_run_id: str) -> tuple[li
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
+    from bpexp.tuning.plot_layout import tidy_figure
+
     logged, skipped = [], {}
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
     for name, func in PLOTS.items():
         if name == "param_importances" and len(complete) < 2:
             skipped[name] = f"needs at least 2 complete trials, the study has {len(complete)}"
@@ -180,6 +183,7 @@ def log_study_plots(study: optuna.Study, client, parent_run_id: str) -> tuple[li
                     skipped[name] = "nothing to draw yet"
                     plt.close(figure)
                     continue
+                tidy_figure(figure, name, params)  # short names, no 80-entry legend, labels inside the canvas
                 artifact = f"plots/{name}.png"
                 try:
                     client.log_figure(parent_run_id, figure, artifact)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import TrialState
 
+from bpexp.redaction import redact
 from bpexp.tuning.objective import RUN_ID_ATTR
 
 
@@ -115,14 +116,20 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def where_to_look(result: SweepResult) -> list[str]:
-    uri = result.tracking_uri
+    from bpexp.shell import bpexp_command, store_args
+
+    uri = redact(result.tracking_uri)
+    store = store_args(result.tracking_uri)
     if uri.startswith(("http://", "https://")):
         see = f"see it: {uri.rstrip('/')}/#/experiments/{result.experiment_id}/runs/{result.parent_run_id}"
     else:
-        see = "see it: bpexp ui   (the parent run is named after the study; its trials are nested under it)"
+        see = (f"see it: {bpexp_command('ui', *store)}   (the parent run is named after the study; its trials are "
+               f"nested under it)")
+    best = bpexp_command("export", "--best", f"final_{result.metric}", "--study", result.study_name, "--out",
+                         "best-model", *store)
     return [
         see,
-        f"export the best: bpexp export --best final_{result.metric} --study {result.study_name} --out best-model",
+        f"export the best: {best}",
         "add trials: run the same command again (the study resumes; trial numbers continue)",
     ]
 

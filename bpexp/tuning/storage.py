@@ -59,15 +59,10 @@ def normalize_url(url: str) -> str:
 
 
 def describe(storage: str) -> str:
-    """The storage for messages and tags: database passwords masked."""
-    if not is_database_url(storage):
-        return storage
-    try:
-        from sqlalchemy.engine import make_url
+    """The storage for messages and tags: database passwords masked (:func:`bpexp.redaction.redact`)."""
+    from bpexp.redaction import redact
 
-        return make_url(storage).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given (it has no parsable password)
-        return storage
+    return redact(storage)
 
 
 def open_storage(storage: str, *, heartbeat_interval: int = 2, grace_period: int | None = None):

@@ -64,6 +64,7 @@ class RunBrowser(W.VBox):
         name = _model_name(study or experiment or "bpexp")
         self.deploy = DeployPanel(DeployController(self.controller.tracking_uri), name=name, folder=export_dir)
         self.table.on_select(self._selection_changed)
+        self.table.on_change(self.deploy.clear_result)  # "Exported…" is about rows no longer shown
         title = f"study <b>{html.escape(study)}</b>" if study else (
             f"experiment <b>{html.escape(experiment)}</b>" if experiment else "all experiments")
         super().__init__([
@@ -94,6 +95,7 @@ class RunBrowser(W.VBox):
     def _selection_changed(self, run_ids) -> None:
         run_ids = list(run_ids)
         c = self.controller
+        self.deploy.clear_result()  # the last Register/Export message was about the previous choice
         if run_ids:
             from bpexp.plots import figure_png
 

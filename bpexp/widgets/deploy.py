@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import logging
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +41,13 @@ class DeployOutcome:
 
 
 def serve_command(model_uri: str, tracking_uri: str | None = None, port: int = SERVE_PORT) -> str:
-    """The shell command serving ``model_uri`` on 127.0.0.1 with the current environment.
+    """The shell command serving ``model_uri`` on 127.0.0.1 with the current environment (``bpexp serve``).
 
     A ``models:/`` URI is resolved through the registry, so the command names the store.
     """
-    cmd = f"mlflow models serve -m {shlex.quote(model_uri)} --env-manager local -h 127.0.0.1 -p {port}"
-    if model_uri.startswith("models:/") and tracking_uri:
-        cmd = f"MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} {cmd}"
-    return cmd
+    from bpexp.shell import serve_command as command
+
+    return command(model_uri, port, tracking_uri)
 
 
 def _failure(action: str, exc: Exception) -> DeployOutcome:
@@ -163,6 +161,11 @@ class DeployPanel(W.VBox):
         current = self.run.value
         self.run.options = runs
         self.run.value = current if current in ids else (default if default in ids else (ids[0] if ids else None))
+
+    def clear_result(self) -> None:
+        """Forget the last action's message (the table or the selection changed since)."""
+        self.outcome = None
+        self.result.value = ""
 
     def do_register(self) -> DeployOutcome:
         """Register the chosen run (the Register button)."""

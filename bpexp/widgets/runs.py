@@ -138,7 +138,7 @@ class RunsController(TableSource):
     def _record(self, run, params: list[str], metrics: list[str]) -> Record:
         tags = run.data.tags
         values = {"name": self.labels[run.info.run_id], "state": self.state(run.info.run_id),
-                  "epochs": _number(tags.get("bpexp.epochs_run") or tags.get("bpexp.pruned_epoch"))}
+                  "epochs": _number(tags.get("bpexp.epochs_run") or tags.get("bpexp.pruned_at_epoch"))}
         if TRIAL_NUMBER_TAG in tags:
             values["trial"] = _number(tags[TRIAL_NUMBER_TAG])
         values.update({f"param:{p}": param_cell(run.data.params.get(p)) for p in params})

@@ -7,6 +7,7 @@ import html
 import ipywidgets as W
 
 from bpexp.errors import BpexpError
+from bpexp.redaction import redact
 from bpexp.widgets.table import TableView, png_image
 from bpexp.widgets.trials import PLOTS, StudyController
 
@@ -99,7 +100,7 @@ class StudyView(W.VBox):
             self.curves_note.value = "<i>Select trials to see the learning curves of their runs.</i>"
             return
         run_ids, missing = c.run_ids(trial_ids)
-        note = f"no MLflow run found in {c.tracking_uri} for: {', '.join(missing)}" if missing else ""
+        note = f"no MLflow run found in {redact(c.tracking_uri)} for: {', '.join(missing)}" if missing else ""
         if run_ids:
             self.curves.value = figure_png(c.runs.curve_figure(run_ids))
             self.curves.layout.display = None

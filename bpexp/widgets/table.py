@@ -40,7 +40,8 @@ class TableView(W.VBox):
     Attributes
     ----------
     selected : tuple of str
-        Ids of the selected rows (read/write).
+        Ids of the selected rows (read/write), including selected rows the current
+        filter hides: they stay selected and show again, selected, when it is cleared.
     table : Table
         What is shown now.
     """
@@ -48,6 +49,8 @@ class TableView(W.VBox):
     def __init__(self, source: TableSource, rows: int = 12, noun: str = "runs"):
         self.source, self.noun = source, noun
         self._listeners: list = []
+        self._change_listeners: list = []
+        self._hidden_selected: tuple[str, ...] = ()  # selected, but hidden by the filter: kept, not dropped
         self._muted = False
         self.css_class = f"bpexp-table-{next(_ids)}"
         self.search = W.Text(placeholder=f"filter {noun}: any text", layout=W.Layout(width="220px"))
@@ -60,7 +63,12 @@ class TableView(W.VBox):
         self.refresh_button = W.Button(description="Refresh", icon="refresh", tooltip="reload from the store",
                                        layout=W.Layout(width="95px"))
         self.header = W.HTML()
-        self.rows = W.SelectMultiple(options=[], rows=rows, layout=W.Layout(width="100%"))
+        self.rows = W.SelectMultiple(options=[], rows=rows, layout=W.Layout(width="max-content", min_width="100%"))
+        # Header and rows in one horizontally scrolling box: in a narrow window they scroll together,
+        # so values stay under their headings (the list alone would scroll and the header would not).
+        self.scroller = W.Box([self.header, self.rows],
+                              layout=W.Layout(display="flex", flex_flow="column", width="100%"))
+        self.scroller.add_class("bpexp-table-scroll")
         self.status = W.HTML()
         self._fill_controls()
         for widget in (self.search, self.value, self.order):
@@ -71,23 +79,29 @@ class TableView(W.VBox):
         self.refresh_button.on_click(lambda _: self.refresh())
         controls = W.HBox([self.search, self.param, self.value, self.sort, self.order, self.refresh_button],
                           layout=W.Layout(flex_flow="row wrap"))
-        super().__init__([controls, self.header, self.rows, self.status])
+        super().__init__([controls, self.scroller, self.status])
         self.add_class(self.css_class)
         self.render()
 
     # ------------------------------------------------------------------ public
     @property
     def selected(self) -> tuple[str, ...]:
-        return tuple(self.rows.value)
+        return tuple(self.rows.value) + tuple(i for i in self._hidden_selected if i not in self.rows.value)
 
     @selected.setter
     def selected(self, ids) -> None:
+        ids = tuple(dict.fromkeys(ids))
         visible = set(self.table.ids)
+        self._hidden_selected = tuple(i for i in ids if i not in visible)
         self.rows.value = tuple(i for i in ids if i in visible)
 
     def on_select(self, callback) -> None:
         """Call ``callback(selected_ids)`` whenever the selection changes."""
         self._listeners.append(callback)
+
+    def on_change(self, callback) -> None:
+        """Call ``callback()`` after the rows change (filter, sort, refresh): stale messages can go."""
+        self._change_listeners.append(callback)
 
     def refresh(self) -> None:
         """Reload the source and redraw, keeping the filter, the sort and the selection."""
@@ -108,17 +122,21 @@ class TableView(W.VBox):
                                                text=self.search.value, param=param, value=value)
         header, lines = table.lines()
         before = self.selected
+        visible = set(table.ids)
         self._muted = True  # replacing options clears the selection: restore it without two events
         try:
             # non-breaking spaces: browsers collapse runs of spaces in <option> text
             self.rows.options = [(line.replace(" ", "\u00a0"), i) for line, i in zip(lines, table.ids)]
-            self.rows.value = tuple(i for i in before if i in set(table.ids))
+            self.rows.value = tuple(i for i in before if i in visible)
+            self._hidden_selected = tuple(i for i in before if i not in visible)
         finally:
             self._muted = False
         self.header.value = self._style(table) + f'<pre class="bpexp-table-header">{html.escape(header)}</pre>'
         self._update_status()
         if self.selected != before:
             self._notify()
+        for callback in self._change_listeners:
+            callback()
         return table
 
     # ------------------------------------------------------------------ internals
@@ -192,7 +210,8 @@ class TableView(W.VBox):
                 metric = self.source.column(self.source.default_sort).title if self.source.default_sort else ""
                 parts.append(f"★ best: <b>{html.escape(str(best.values.get('name', best.id)))}</b> by {metric}")
         if self.selected:
-            parts.append(f"{len(self.selected)} selected")
+            hidden = len(self._hidden_selected)
+            parts.append(f"{len(self.selected)} selected" + (f" ({hidden} hidden by the filter)" if hidden else ""))
         self.status.value = '<span style="color:#555">' + " · ".join(parts) + "</span>"
 
     def _style(self, table: Table) -> str:
@@ -201,7 +220,12 @@ class TableView(W.VBox):
         css = [f"{scope} select, {scope} pre.bpexp-table-header {{ font-family: var(--jp-code-font-family, "
                f"monospace); font-size: 12px; }}",
                f"{scope} pre.bpexp-table-header {{ margin: 4px 0 0 0; padding: 0 5px; font-weight: bold; "
-               f"white-space: pre; overflow: hidden; }}",
+               f"white-space: pre; overflow: visible; }}",
+               # one scroll bar for header and rows; the list itself never scrolls sideways
+               f"{scope} .bpexp-table-scroll {{ overflow-x: auto; overflow-y: hidden; }}",
+               f"{scope} .bpexp-table-scroll > .widget-html, {scope} .bpexp-table-scroll > .widget-select-multiple "
+               f"{{ width: max-content; min-width: 100%; }}",
+               f"{scope} .bpexp-table-scroll select {{ overflow-x: hidden; width: max-content; min-width: 100%; }}",
                ]
         if table.best_id in table.ids:
             nth = table.ids.index(table.best_id) + 1

@@ -47,6 +47,10 @@ class StudyController(TableSource):
         self.study = as_study(study)
         # a bpexp sweep records its MLflow store on the study itself
         recorded = getattr(study, "tracking_uri", None) or self.study.user_attrs.get("mlflow_tracking_uri")
+        from bpexp.redaction import MASK
+
+        if recorded and MASK in recorded:  # stored with its password masked: $MLFLOW_TRACKING_URI has the real one
+            recorded = None
         self.tracking_uri = resolve_uri(tracking_uri or recorded)
         self._runs = None
         self.refresh()
@@ -145,6 +149,10 @@ class StudyController(TableSource):
             except (ValueError, RuntimeError) as exc:  # optuna says why, e.g. too few trials
                 raise InvalidInputError(f"cannot draw {name} for study {self.name!r} yet: {exc}") from None
         first = axes.flat[0] if hasattr(axes, "flat") else axes
+        from bpexp.tuning.plot_layout import tidy_figure
+
+        params = sorted({k for t in self.study.get_trials(deepcopy=False) for k in t.params})
+        tidy_figure(first.figure, PLOTS[name].removeprefix("plot_"), params)
         return first.figure
 
     def plot_png(self, name: str) -> bytes:

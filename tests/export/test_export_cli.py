@@ -38,7 +38,7 @@ def test_export_best_with_onnx_and_register(store, tmp_path):
     assert lines[0].startswith(f"picked run {best.run_id}") and "among 2 finished runs" in lines[0]
     assert f"exported run {best.run_id}" in proc.stdout and "ONNX" in proc.stdout
     assert "registered models:/digits-cli@champion (version 1)" in proc.stdout
-    assert f"serve it:  mlflow models serve -m {out} --env-manager local -h 127.0.0.1 -p" in proc.stdout
+    assert f" serve {out.resolve()} --port 5001" in proc.stdout.split("serve it:  ", 1)[1]
     assert (out / "MLmodel").is_file() and (out / "model.onnx").is_file() and (out / "README.md").is_file()
     assert "`models:/digits-cli@champion` (version 1)" in (out / "README.md").read_text()
     # MLflow resolves models:/ URIs against its global store, by default ./mlflow.db: never created here.
@@ -71,7 +71,11 @@ def test_export_by_run_id_and_force(store, tmp_path):
     (["abc", "--best", "test_accuracy"], 2, "give either a RUN_ID or --best METRIC (not both)"),
     (["abc", "--study", "s"], 2, "select runs for --best"),
     (["abc", "--alias", "prod"], 2, "--alias needs --register NAME"),
-    (["0123456789abcdef"], 1, "no run with id '0123456789abcdef' in the tracking store"),
+    (["0123456789abcdef"], 1, "no run with id '0123456789abcdef' (or starting with it) in the tracking store"),
+    (["01234"], 1, "run id prefix '01234' is too short: give at least 6 characters"),
+    (["not-a-run"], 1, "'not-a-run' is not a run id"),
+    (["--best", "test_accuracy"], 1, "runs with test_accuracy are in 3 experiments: 'exp-digits' (2 runs), "
+                                     "'exp-iris' (1 run), 'exp-nomodel' ("),
     (["--best", "test_nonsense"], 1, "has the metric 'test_nonsense'; metrics they have"),
     (["--best", "final_val_accuracy", "--study", "study-pruned"], 1, "no COMPLETE trial"),
     (["--best", "final_val_accuracy", "--study", "nope"], 1, "study 'nope' has no trial runs"),
@@ -173,3 +177,42 @@ def test_predict_missing_model(tmp_path):
     (tmp_path / "x.csv").write_text("a\n1\n")
     result = invoke("predict", str(tmp_path / "nope"), str(tmp_path / "x.csv"))
     assert result.exit_code == 1 and "is not a model folder (no such directory; expected" in result.output
+
+
+# ------------------------------------------------------------------------------ run ids by prefix
+def test_run_id_prefix_as_bpexp_runs_shows_it(store, tmp_path):
+    short = store.diabetes.run_id[:8]
+    result = invoke("export", short, "--out", str(tmp_path / "out"), "--tracking-uri", store.uri)
+    assert result.exit_code == 0, result.output
+    assert f"exported run {store.diabetes.run_id}" in result.output
+    csv_path = tmp_path / "rows.csv"
+    pd = pytest.importorskip("pandas")
+    import bpexp
+
+    ds = bpexp.load_dataset("diabetes")
+    pd.DataFrame(ds.X[:3], columns=ds.feature_names).to_csv(csv_path, index=False)
+    predicted = invoke("predict", f"runs:/{short}/model", str(csv_path), "--tracking-uri", store.uri)
+    assert predicted.exit_code == 0, predicted.output
+    assert predicted.output.splitlines()[0] == "prediction" and len(predicted.output.splitlines()) == 4
+
+
+def test_ambiguous_run_id_prefix_lists_the_candidates(tmp_path, mlflow_template_db):
+    import sqlite3
+
+    import services
+    from mlflow import MlflowClient
+
+    uri = services.copy_mlflow_db(tmp_path / "mlflow.db", template=mlflow_template_db,
+                                  default_artifact_location=(tmp_path / "artifacts").as_uri())
+    client = MlflowClient(uri)
+    made = [client.create_run("0", run_name=f"twin-{i}").info.run_id for i in range(2)]
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:  # two ids that share their first 8 characters
+        for old, new in zip(made, ("abcdef01" + "0" * 24, "abcdef01" + "1" * 24)):
+            for table in ("runs", "tags"):
+                db.execute(f"UPDATE {table} SET run_uuid = ? WHERE run_uuid = ?", (new, old))  # noqa: S608
+    result = invoke("export", "abcdef01", "--out", str(tmp_path / "out"), "--tracking-uri", uri)
+    assert result.exit_code == 1
+    assert "run id prefix 'abcdef01' matches 2 runs: " in result.output
+    assert "abcdef01" + "0" * 24 + " (twin-0)" in result.output and "(twin-1)" in result.output
+    unique = invoke("export", "abcdef010", "--out", str(tmp_path / "out"), "--tracking-uri", uri)
+    assert "matches" not in unique.output and "has no model to export" in unique.output

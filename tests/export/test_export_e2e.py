@@ -72,7 +72,8 @@ def test_model_card_describes_the_run(store, iris_export):
     for text in (run.run_id, "exp-iris", "Dataset: **iris**", "`setosa`, `versicolor`, `virginica`",
                  "| accuracy |", f"{run.test_metrics['test_accuracy']:.4f}",
                  f"{run.val_metrics['final_val_accuracy']:.4f}", "| optimizer.nesterov | `True` |",
-                 "mlflow models serve -m", "--env-manager local", "bpexp.load_model(", "model.onnx",
+                 "--env-manager local", f"bpexp serve {iris_export.path.absolute()} --port 5001",
+                 "bpexp.load_model(", "model.onnx",
                  "max absolute difference"):
         assert text in card, text
 
@@ -134,8 +135,20 @@ def test_pick_best_in_a_study_uses_complete_trials_only(store):
     assert f"trial {store.trials.index(best)}" in reason
 
 
-def test_pick_best_across_experiments_skips_parents_and_pruned_trials(store):
-    run, reason = pick_best_run("final_val_accuracy", tracking_uri=store.uri)
+def test_pick_best_without_experiment_refuses_several_experiments(store):
+    # final_val_accuracy: digits, iris and the moons trials; never a silent cross-experiment pick
+    with pytest.raises(bpexp.InvalidInputError) as caught:
+        pick_best_run("final_val_accuracy", tracking_uri=store.uri)
+    message = str(caught.value)
+    assert message.startswith("runs with final_val_accuracy are in 3 experiments: 'exp-digits' (2 runs), ")
+    assert "'exp-iris' (1 run)" in message and "'exp-nomodel' (" in message and "--experiment NAME" in message
+    # one experiment having the metric is no ambiguity: test_r2 is only in exp-diabetes
+    run, _ = pick_best_run("test_r2", tracking_uri=store.uri)
+    assert run.info.run_id == store.diabetes.run_id
+
+
+def test_pick_best_in_an_experiment_skips_parents_and_pruned_trials(store):
+    run, reason = pick_best_run("final_val_accuracy", experiment="exp-nomodel", tracking_uri=store.uri)
     assert run.data.tags.get("bpexp.trial_state", "COMPLETE") == "COMPLETE"
     assert run.info.run_id != store.study_parent_id
     assert "sweep parent or pruned/failed trial run(s) ignored" in reason
@@ -178,7 +191,8 @@ def test_export_and_register_a_trial_that_logged_only_the_folder(store, tmp_path
 
 # ------------------------------------------------------------------------------ errors and --force
 def test_unknown_run_and_run_without_model(store, tmp_path):
-    with pytest.raises(RunNotFoundError, match=r"no run with id '0123456789abcdef' in the tracking store sqlite"):
+    with pytest.raises(RunNotFoundError,
+                       match=r"no run with id '0123456789abcdef' \(or starting with it\) in the tracking store sqlite"):
         export_run("0123456789abcdef", tmp_path / "x", tracking_uri=store.uri)
     with pytest.raises(NoModelError, match=r"has no model to export: it logged neither an MLflow model"):
         export_run(store.no_model_run_id, tmp_path / "y", tracking_uri=store.uri)

@@ -112,6 +112,11 @@ def test_pruned_and_failed_trials(tmp_path, mlflow_sqlite_uri):
     assert study.trials[1].user_attrs[RUN_ID_ATTR] == failed.info.run_id
     assert pruned.info.status == "FINISHED" and pruned.data.tags["bpexp.trial_state"] == "PRUNED"
     assert pruned.data.tags["pruned"] == "true" and pruned.data.tags["bpexp.pruned_at_epoch"] == "1"
+    # the MLflow UI's runs table shows the same status icon for both: the names tell them apart
+    assert pruned.info.run_name == "faults-trial-2 (pruned at epoch 1)"
+    assert complete.info.run_name == "faults-trial-0"
+    # MLflow 3's UI opens the experiment as a model-training one, not in its GenAI view
+    assert client.get_experiment_by_name("faults").tags["mlflow.experimentKind"] == "custom_model_development"
     assert "pruned by Optuna" in pruned.data.tags["bpexp.stop_reason"]
     assert len(client.get_metric_history(pruned.info.run_id, "val_loss")) == 1
     parent = client.get_run(result.parent_run_id)

@@ -32,6 +32,25 @@ def test_train_prints_run_id_and_summary(project, write_config):
     assert run.info.status == "FINISHED"
 
 
+def test_train_suggestions_run_as_printed_without_the_venv_on_path(project, write_config):
+    """After `make demo` the venv is not on PATH: the printed `bpexp ui` / `bpexp runs` must still run."""
+    import os
+
+    write_config("moons", small_config("moons", training={"epochs": 2}))
+    env = {**cli_env(), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([BPEXP, "train", "experiments/moons.yaml", "--no-progress"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("see it in the MLflow UI: "))
+    ui_command, runs_command = line.removeprefix("see it in the MLflow UI: ").removesuffix(")").split(
+        "   (or list runs: ")
+    assert ui_command == f"{BPEXP} ui" and os.access(BPEXP, os.X_OK)  # the project's own store: no URI needed
+    listed = subprocess.run(["sh", "-c", runs_command], cwd=project, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert _runs(project)[0].info.run_id[:8] in listed.stdout
+
+
 def test_invalid_config_exits_2_and_creates_no_run(project, write_config):
     write_config("moons", small_config("moons"))
     done = run_cli("train", "experiments/moons.yaml", "--set", "model.hiden=[8]", cwd=project)
@@ -76,7 +95,7 @@ def test_runs_lists_best_first(project, write_config):
     done = run_cli("runs", "--experiment", "test-moons", "--sort", "test_accuracy", cwd=project)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:3] == ["run", "name", "status"]
+    assert lines[0].split()[:3] == ["run", "name", "state"]
     assert "lr" in lines[0] and "test_accuracy" in lines[0]
     rows = [line for line in lines[2:] if line.strip() and not line.startswith(("2 of", "\n"))][:2]
     header = lines[0].split()

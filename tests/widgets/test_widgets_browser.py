@@ -76,16 +76,40 @@ def test_selecting_runs_overlays_curves_and_diffs_params(browser):
     assert "2 selected" in b.table.status.value
 
 
-def test_selection_survives_sorting_and_filtering_that_keep_the_runs(browser):
+def test_selection_survives_sorting_and_filtering(browser):
     b, ids = browser
     b.select(ids["base"], ids["fast"])
     b.table.sort.value = "name"
     assert set(b.selected) == {ids["base"], ids["fast"]}
-    b.table.search.value = "fast"
-    assert b.selected == (ids["fast"],)
-    assert "model.hidden" not in b.diff.value  # one run left: nothing differs
+    b.table.search.value = "fast"  # hides "base": it stays selected, it is only not shown
+    assert b.table.rows.value == (ids["fast"],) and set(b.selected) == {ids["base"], ids["fast"]}
+    assert "2 selected (1 hidden by the filter)" in b.table.status.value
     b.table.search.value = ""
-    assert b.selected == (ids["fast"],)
+    assert set(b.table.rows.value) == {ids["base"], ids["fast"]}
+    assert "hidden by the filter" not in b.table.status.value
+
+
+def test_messages_are_cleared_when_the_table_or_selection_changes(browser):
+    b, ids = browser
+    b.deploy.name.value = "bad name!"  # refused at once: a message without a slow registry call
+    b.deploy.register_button.click()
+    assert b.deploy.result.value and not b.deploy.outcome.ok
+    b.table.search.value = "a"
+    assert b.deploy.result.value == "" and b.deploy.outcome is None
+    b.deploy.register_button.click()
+    assert b.deploy.result.value
+    b.select(ids["base"])
+    assert b.deploy.result.value == ""
+
+
+def test_header_and_rows_scroll_together(browser):
+    b, _ = browser
+    scroller = b.table.scroller
+    assert scroller.children == (b.table.header, b.table.rows) and "bpexp-table-scroll" in scroller._dom_classes
+    assert b.table.rows.layout.width == "max-content"  # the list never scrolls sideways on its own
+    css = b.table.header.value
+    assert ".bpexp-table-scroll { overflow-x: auto; overflow-y: hidden; }" in css
+    assert "overflow: hidden" not in css  # the header is not clipped either
 
 
 def test_refresh_button_pulls_new_runs(browser, client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import bpexp
+from bpexp.shell import bpexp_program
 from bpexp.widgets import DeployController, RunBrowser
 from bpexp.widgets.deploy import serve_command
 
@@ -27,9 +28,8 @@ def test_register_button_registers_the_chosen_run_as_champion(browser):
     o = b.deploy.outcome
     assert o.ok, o.message
     assert o.model_uri == "models:/digits-widget@champion"
-    assert o.serve_command == (f"MLFLOW_TRACKING_URI={uri} mlflow models serve -m models:/digits-widget@champion "
-                               "--env-manager local -h 127.0.0.1 -p 5001")
-    assert "models:/digits-widget@champion" in b.deploy.result.value and "mlflow models serve" in b.deploy.result.value
+    assert o.serve_command == f"{bpexp_program()} serve models:/digits-widget@champion --port 5001 --tracking-uri {uri}"
+    assert "models:/digits-widget@champion" in b.deploy.result.value and " serve models:/" in b.deploy.result.value
     client = MlflowClient(uri)
     version = client.get_model_version_by_alias("digits-widget", "champion")
     assert version.run_id == first
@@ -50,7 +50,7 @@ def test_export_button_writes_a_loadable_model_folder(browser, tmp_path):
     o = b.deploy.outcome
     assert o.ok, o.message
     assert (out / "MLmodel").is_file() and o.model_uri == str(out.resolve())
-    assert o.serve_command.startswith(f"mlflow models serve -m {out.resolve()} ")
+    assert o.serve_command.startswith(f"{bpexp_program()} serve {out.resolve()} ")
     model = bpexp.load_model(out)
     assert model.predict(bpexp.load_dataset("digits").X[:3]).shape == (3,)
     # a second export into the same folder is refused with a readable message, unless "overwrite"
@@ -70,5 +70,4 @@ def test_unavailable_registry_is_a_readable_message(trained_store):
 
 
 def test_serve_command_quotes_paths():
-    assert serve_command("/tmp/my model") == \
-        "mlflow models serve -m '/tmp/my model' --env-manager local -h 127.0.0.1 -p 5001"
+    assert serve_command("/tmp/my model") == f"{bpexp_program()} serve '/tmp/my model' --port 5001"
