@@ -74,7 +74,7 @@ def test_export_by_run_id_and_force(store, tmp_path):
     (["0123456789abcdef"], 1, "no run with id '0123456789abcdef' (or starting with it) in the tracking store"),
     (["01234"], 1, "run id prefix '01234' is too short: give at least 6 characters"),
     (["not-a-run"], 1, "'not-a-run' is not a run id"),
-    (["--best", "test_accuracy"], 1, "runs with test_accuracy are in 3 experiments: 'exp-digits' (2 runs), "
+    (["--best", "test_accuracy"], 1, "runs with test_accuracy are in 4 experiments: 'exp-digits' (2 runs), "
                                      "'exp-iris' (1 run), 'exp-nomodel' ("),
     (["--best", "test_nonsense"], 1, "has the metric 'test_nonsense'; metrics they have"),
     (["--best", "final_val_accuracy", "--study", "study-pruned"], 1, "no COMPLETE trial"),

@@ -140,7 +140,7 @@ def test_pick_best_without_experiment_refuses_several_experiments(store):
     with pytest.raises(bpexp.InvalidInputError) as caught:
         pick_best_run("final_val_accuracy", tracking_uri=store.uri)
     message = str(caught.value)
-    assert message.startswith("runs with final_val_accuracy are in 3 experiments: 'exp-digits' (2 runs), ")
+    assert message.startswith("runs with final_val_accuracy are in 4 experiments: 'exp-digits' (2 runs), ")
     assert "'exp-iris' (1 run)" in message and "'exp-nomodel' (" in message and "--experiment NAME" in message
     # one experiment having the metric is no ambiguity: test_r2 is only in exp-diabetes
     run, _ = pick_best_run("test_r2", tracking_uri=store.uri)
