@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
@@ -253,12 +254,14 @@ class BaseMLP(BaseEstimator):
 
     def _split(self, X, y):
         """scikit-learn's validation split for early stopping (stratified for single-output classifiers)."""
+        n_val = math.ceil(self.validation_fraction * X.shape[0])  # as train_test_split counts
+        if n_val < 2 or n_val >= X.shape[0]:
+            raise ValueError(f"The validation set is too small or too large: validation_fraction="
+                             f"{self.validation_fraction} of {X.shape[0]} samples is {n_val}; it needs at least 2 "
+                             "and must leave training samples")
         stratify = y if self._score_key == "val_accuracy" and y.ndim == 1 else None
         X_train, X_val, y_train, y_val = train_test_split(
             X, y, random_state=self._rng, test_size=self.validation_fraction, stratify=stratify)
-        if X_val.shape[0] < 2:
-            raise ValueError(f"The validation set is too small: validation_fraction={self.validation_fraction} "
-                             f"of {X.shape[0]} samples leaves {X_val.shape[0]}; increase validation_fraction")
         return X_train, y_train, (X_val, y_val)
 
     def _after_fit(self, history, n_train: int) -> None:
