@@ -37,9 +37,12 @@ class BpexpPyfuncModel(PythonModel):
         from bpexp.export.inputs import features_from_frame
 
         try:
-            # MLflow's signature enforcement has already put the named columns in the
-            # signature's order (and dropped unknown ones), so columns are taken by position.
-            X = features_from_frame(model_input, self.model.n_inputs)
+            if self.model.encoder is not None:  # a table: raw rows by column name, checked by the model
+                X = model_input
+            else:
+                # MLflow's signature enforcement has already put the named columns in the
+                # signature's order (and dropped unknown ones), so columns are taken by position.
+                X = features_from_frame(model_input, self.model.n_inputs)
             if params and params.get("proba"):
                 proba = self.model.predict_proba(X)
                 return pd.DataFrame(proba, columns=[str(c) for c in self.model.classes_])

@@ -12,6 +12,7 @@ import functools
 import json
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,8 +24,10 @@ import numpy as np
 
 from bpexp._version import __version__
 from bpexp.config import ExperimentConfig, load_experiment
+from bpexp.config.experiment import TABLE_SUFFIXES
 from bpexp.data import Dataset, Split, load_dataset, split
 from bpexp.nn import MLP, SGD, Adam, AdamW, RMSprop, get_schedule
+from bpexp.nn.tabular import TabularEncoder
 from bpexp.train import Callback, EarlyStopping, History, ProgressBar, fit
 
 
@@ -77,10 +80,11 @@ class RunResult:
 def _load_split_cached(dataset_json: str, seed: int, base_dir: str) -> tuple[Dataset, Split]:
     cfg = json.loads(dataset_json)
     name = cfg["name"]
-    if name.lower().endswith((".csv", ".npz")) and not Path(name).is_absolute():
+    if name.lower().endswith((*TABLE_SUFFIXES, ".npz")) and not Path(name).is_absolute():
         name = str(Path(base_dir) / name)
     ds = load_dataset(name, seed=seed, n_samples=cfg["n_samples"], noise=cfg["noise"], target=cfg["target"],
-                      task=cfg["task"])
+                      task=cfg["task"], numeric=cfg["numeric"], categorical=cfg["categorical"], drop=cfg["drop"],
+                      encoding=cfg["encoding"], drop_missing_target=cfg["drop_missing_target"])
     return ds, split(ds, val_size=cfg["val_size"], test_size=cfg["test_size"], seed=seed)
 
 
@@ -89,8 +93,30 @@ def load_data(config: ExperimentConfig, base_dir: Path) -> tuple[Dataset, Split]
     return _load_split_cached(config.dataset.model_dump_json(), config.seed, str(base_dir))
 
 
-def build_model(config: ExperimentConfig, dataset: Dataset) -> MLP:
-    """An untrained MLP sized for ``dataset`` as the config describes."""
+@functools.lru_cache(maxsize=8)
+def _encoder_cached(dataset_json: str, seed: int, base_dir: str) -> TabularEncoder | None:
+    dataset, parts = _load_split_cached(dataset_json, seed, base_dir)
+    if not dataset.is_table:
+        return None
+    from bpexp.data.tabular import fit_encoder
+
+    cfg = json.loads(dataset_json)
+    gaps = [c for c in dataset.roles.numeric if dataset.X[c].isna().any()]  # anywhere: val/test rows too
+    return fit_encoder(parts.X_train, dataset.roles, standardize=cfg["standardize"],
+                       min_frequency=cfg["min_frequency"], max_categories=cfg["max_categories"], allow_missing=gaps)
+
+
+def table_encoder(config: ExperimentConfig, base_dir: Path) -> TabularEncoder | None:
+    """The encoder learned from the training split of a table dataset (None for plain arrays).
+
+    Cached like the data: the trials of a sweep share it unless a swept parameter
+    changes the dataset section.
+    """
+    return _encoder_cached(config.dataset.model_dump_json(), config.seed, str(base_dir))
+
+
+def build_model(config: ExperimentConfig, dataset: Dataset, encoder: TabularEncoder | None = None) -> MLP:
+    """An untrained MLP sized for ``dataset`` (and its table ``encoder``) as the config describes."""
     m = config.model
     output = loss = None
     if m.head != "auto":
@@ -99,9 +125,10 @@ def build_model(config: ExperimentConfig, dataset: Dataset) -> MLP:
     if dataset.task == "classification" and output == "softmax":
         n_out = dataset.classes.size
     task = "classification" if dataset.task == "classification" else "regression"
-    return MLP([dataset.n_features, *m.hidden, n_out], activation=m.activation, task=task, output=output,
-               loss=loss, dropout=m.dropout, standardize=config.dataset.standardize, seed=config.seed,
-               dtype=m.dtype)
+    n_in = encoder.n_features_out if encoder is not None else dataset.n_features
+    return MLP([n_in, *m.hidden, n_out], activation=m.activation, task=task, output=output,
+               loss=loss, dropout=m.dropout, standardize=config.dataset.standardize and encoder is None,
+               encoder=encoder, seed=config.seed, dtype=m.dtype)
 
 
 def fit_options(config: ExperimentConfig) -> dict[str, Any]:
@@ -237,7 +264,10 @@ def run(
     client = connect(uri)
     get_writer(uri)  # start the metric writer now; it warms up while the data loads
     dataset, parts = load_data(cfg, base_dir)
-    model = build_model(cfg, dataset)
+    encoder = table_encoder(cfg, base_dir)
+    if encoder is not None and progress:
+        print(f"{dataset.name}: {dataset.roles.describe()} -> {encoder.n_features_out} inputs", file=sys.stderr)
+    model = build_model(cfg, dataset, encoder)
     options = fit_options(cfg)
     experiment_name = experiment or cfg.tracking.experiment or "bpexp"
     experiment_id = get_or_create_experiment(client, experiment_name, uri)
@@ -258,10 +288,12 @@ def run(
                          parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
     try:
         with _sigterm_as_interrupt():
-            tracked.log_params(cfg.flat())
+            tracked.log_params({**cfg.flat(), **_feature_params(dataset, encoder)})
             if log_inputs:
                 tracked.log_dataset(dataset)
                 tracked.log_text(_yaml(cfg), "config.yaml")
+                if encoder is not None:
+                    tracked.log_text(json.dumps(encoder.schema(), indent=1), FEATURES_ARTIFACT)
             all_callbacks = [tracked.callback(), *training_callbacks(cfg)]
             if progress and not live:  # the live view has its own progress bar
                 all_callbacks.append(ProgressBar(desc=tracked.run_name))
@@ -343,9 +375,21 @@ def _log_plots(tracked, dataset, parts, model, history) -> None:
                           classes.size)
     tracked.log_figure(plots.confusion_matrix_figure(cm, classes.tolist(), f"confusion matrix ({which})"),
                        "plots/confusion_matrix.png")
-    if dataset.n_features == 2:
+    if dataset.n_features == 2 and not dataset.is_table:
         tracked.log_figure(plots.decision_boundary(model, dataset.X, dataset.y, f"{dataset.name}: decision boundary"),
                            "plots/decision_boundary.png")
+
+
+FEATURES_ARTIFACT = "features.json"  # per input column: role, categories, missing fraction in training
+
+
+def _feature_params(dataset: Dataset, encoder: TabularEncoder | None) -> dict[str, Any]:
+    """The roles a table's columns were given (inferred or named), as run params."""
+    if encoder is None:
+        return {}
+    roles = dataset.roles
+    return {"features.numeric": roles.numeric, "features.categorical": roles.categorical,
+            "features.dropped": roles.drop, "features.n_inputs": encoder.n_features_out}
 
 
 def _yaml(cfg: ExperimentConfig) -> str:

@@ -98,16 +98,18 @@ def test_csv_numeric_targets_guess_the_task(tmp_path):
     assert forced.task == "regression"
 
 
-def test_csv_non_numeric_feature_names_column_and_row(tmp_path):
+def test_csv_non_numeric_value_in_a_numeric_column_names_column_and_row(tmp_path):
     path = _write(tmp_path, "a,b,label\n1,2,x\n3,4,y\n5,oops,x\n")
     with pytest.raises(InvalidInputError, match=r"row 4, column 'b': 'oops' is not a number"):
-        bpexp.load_dataset(str(path), target="label")
+        bpexp.load_dataset(str(path), target="label", numeric=["b"])
+    # Undeclared, a column of strings is a categorical column, not an error.
+    assert bpexp.load_dataset(str(path), target="label").roles.categorical == ["b"]
 
 
 def test_csv_row_numbers_count_blank_lines(tmp_path):
     path = _write(tmp_path, "a,label\n1,x\n\n2,y\n\nbad,x\n")
     with pytest.raises(InvalidInputError, match=r"row 6, column 'a': 'bad' is not a number"):
-        bpexp.load_dataset(str(path), target="label")
+        bpexp.load_dataset(str(path), target="label", numeric=["a"])
 
 
 def test_csv_missing_target_column_lists_the_columns(tmp_path):
@@ -119,8 +121,8 @@ def test_csv_missing_target_column_lists_the_columns(tmp_path):
 @pytest.mark.parametrize(
     ("text", "target", "message"),
     [
-        ("a,label\n1,x\n2\n", "label", "row 3 has 1 fields, the header has 2"),
-        ("a,label\n1,x\n2,\n", "label", "row 3, column 'label': the target value is missing"),
+        ("a,label\n1,x\n2,y,3\n", "label", "not a readable CSV file: .*Expected 2 fields in line 3, saw 3"),
+        ("a,label\n1,x\n2,\n3,y\n", "label", r"the target 'label' is missing in 1 row\(s\), first rows \[3\]"),
         ("a,label\n", "label", "has a header but no data rows"),
         ("", "label", "is empty"),
         ("a,label\n1,x\n", None, "name the target column"),

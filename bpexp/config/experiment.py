@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")  # as bpexp.data.files (config may not import data)
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "identity"]
 Head = Literal["auto", "softmax+cross_entropy", "sigmoid+binary_cross_entropy", "identity+mse", "identity+huber"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
@@ -31,13 +32,33 @@ class DatasetConfig(Section):
     val_size: float = Field(0.15, ge=0, lt=1, description="fraction of all rows used for validation")
     test_size: float = Field(0.15, ge=0, lt=1, description="fraction of all rows held out for the final test")
     standardize: bool = Field(True, description="standardize features with training-split statistics")
+    numeric: list[str] = Field(default_factory=list, description="columns to treat as numbers (default: inferred)")
+    categorical: list[str] = Field(default_factory=list,
+                                   description="columns to one-hot encode (strings and booleans are by default; "
+                                               "integer columns only when named here)")
+    drop: list[str] = Field(default_factory=list, description="columns not to use (ids, free text)")
+    encoding: str | None = Field(None, description="text encoding of a CSV file (default UTF-8, BOM or not)")
+    drop_missing_target: bool = Field(False, description="drop rows whose target is missing instead of refusing")
+    min_frequency: PositiveInt = Field(5, description="rarer categories share one 'other' column")
+    max_categories: PositiveInt = Field(200, description="refuse a categorical column with more categories")
 
     @model_validator(mode="after")
     def _check(self):
         if self.val_size + self.test_size >= 1:
             raise ValueError(f"val_size + test_size must be < 1, got {self.val_size} + {self.test_size}")
-        if self.name.lower().endswith(".csv") and not self.target:
-            raise ValueError("a CSV dataset needs 'target': the name of its label column")
+        if self.name.lower().endswith(TABLE_SUFFIXES) and not self.target:
+            raise ValueError("a table dataset (CSV, Parquet) needs 'target': the name of its label column")
+        for role in ("numeric", "categorical", "drop"):
+            names = getattr(self, role)
+            if len(set(names)) != len(names):
+                raise ValueError(f"dataset.{role} names a column twice: {names}")
+        if self.encoding is not None:
+            import codecs
+
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ValueError(f"unknown text encoding {self.encoding!r} (e.g. 'utf-8', 'latin-1')") from None
         return self
 
 

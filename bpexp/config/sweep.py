@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
-from bpexp.config.experiment import ExperimentConfig
+from bpexp.config.experiment import TABLE_SUFFIXES, ExperimentConfig
 from bpexp.config.loading import ConfigError, _describe, apply_overrides, read_yaml, validate
 
 #: Validation metrics a sweep can optimize (keys of the per-epoch logs).
@@ -315,7 +315,7 @@ def _base_mapping(base: str | dict, base_dir: Path, where: str) -> tuple[dict, s
     dataset = data.get("dataset")
     if isinstance(dataset, dict) and isinstance(dataset.get("name"), str):
         ds_name = dataset["name"]
-        if ds_name.lower().endswith((".csv", ".npz")) and not Path(ds_name).is_absolute():
+        if ds_name.lower().endswith((*TABLE_SUFFIXES, ".npz")) and not Path(ds_name).is_absolute():
             # Trials validate a mapping (no file to be relative to): make the data path absolute now.
             data = {**data, "dataset": {**dataset, "name": str((data_dir / ds_name).resolve())}}
     return data, name, origin

@@ -35,7 +35,26 @@ def _architecture(model) -> str:
     sizes = " → ".join(str(s) for s in model.sizes)
     prep = "inputs standardized with training statistics (stored in the model)" if model.preprocessing is not None \
         else "raw inputs (no standardization)"
+    if model.encoder is not None:
+        prep = "table rows encoded by the model (impute, indicate gaps, standardize, one-hot)"
     return f"MLP {sizes}, hidden activation {act or 'none'}, head {model.head.name}, {model.dtype.name}; {prep}"
+
+
+def _feature_table(encoder) -> list[str]:
+    """The input columns of a table model: role, categories, missing values in training, what may be sent."""
+    lines = [f"Input: {len(encoder.columns)} columns of raw rows, matched by name; encoded into "
+             f"{encoder.n_features_out} features inside the model (learned from the training split).", "",
+             "| column | role | categories | missing in training | may be missing |", "|---|---|---|---|---|"]
+    optional = set(encoder.input_names) - set(encoder.required_columns())
+    for row in encoder.schema():
+        cats = str(row.get("categories", "")) + (" + other" if row.get("other_bucket") else "")
+        lines.append(f"| `{row['column']}` | {row['role']} | {cats} | {row['missing_fraction']:.1%} | "
+                     f"{'yes' if row['column'] in optional else 'no'} |")
+    lines += ["", "Categorical values never seen in training are encoded as `other` (or as no category), "
+              "never refused; a numeric column takes numbers only, and a gap only where it may be missing.", ""]
+    if encoder.ignored:
+        lines += [f"Columns accepted and ignored: {', '.join(f'`{c}`' for c in encoder.ignored)}.", ""]
+    return lines
 
 
 def model_card(result, rm, *, params: dict[str, str], metrics: dict[str, float]) -> str:
@@ -73,7 +92,10 @@ def model_card(result, rm, *, params: dict[str, str], metrics: dict[str, float])
     features = rm.feature_names
     shown = ", ".join(f"`{f}`" for f in features[:20]) + (f", … ({len(features)} in all)" if len(features) > 20
                                                         else "")
-    lines += [f"Input: {model.n_inputs} numeric columns, matched by name: {shown}.", ""]
+    if model.encoder is not None:
+        lines += _feature_table(model.encoder)
+    else:
+        lines += [f"Input: {model.n_inputs} numeric columns, matched by name: {shown}.", ""]
 
     rows = _metric_rows(metrics)
     if rows:

@@ -3,16 +3,14 @@
 Every error names the problem and where it is: the column (by name when the
 model knows its feature names) and the row. Rows of DataFrames and arrays are
 counted from 0, as they are indexed; rows of CSV files from 1 with the header as
-row 1, as in :func:`bpexp.data.load_csv` (the number an editor shows).
+row 1, as in :func:`bpexp.load_dataset` (the number an editor shows).
 
 Only NumPy (and pandas for DataFrames) are needed: the MLflow pyfunc wrapper
-uses this module inside ``mlflow models serve``.
+uses :func:`features_from_frame` inside ``mlflow models serve``. Files are read
+by :func:`bpexp.data.files.read_table`, the reader training uses.
 """
 
 from __future__ import annotations
-
-import csv
-from pathlib import Path
 
 import numpy as np
 
@@ -60,14 +58,17 @@ def _short_list(names: list[str], limit: int = 8) -> str:
 
 
 def features_from_frame(data, n_inputs: int, feature_names: list[str] | None = None,
-                        what: str = "input") -> np.ndarray:
+                        what: str = "input", row_numbers=None) -> np.ndarray:
     """Validate a DataFrame or array of raw features; return float64 ``(n, n_inputs)``.
+
+    ``row_numbers`` gives the row number to report for each row (a file's own);
+    default the 0-based position.
 
     Raises
     ------
     InvalidInputError
         Wrong columns, a non-numeric value, NaN or inf: the message names the
-        column and the (0-based) row.
+        column and the row.
     """
     import pandas as pd
 
@@ -84,6 +85,7 @@ def features_from_frame(data, n_inputs: int, feature_names: list[str] | None = N
         feature_names = None
     if data.shape[0] == 0:
         raise InvalidInputError(f"{what} has no rows")
+    rows = np.arange(data.shape[0]) if row_numbers is None else np.asarray(row_numbers)
     order = match_columns(list(data.columns), n_inputs, feature_names, what)
     X = np.empty((data.shape[0], n_inputs), dtype=np.float64)
     for j, pos in enumerate(order):
@@ -95,22 +97,31 @@ def features_from_frame(data, n_inputs: int, feature_names: list[str] | None = N
             values = pd.to_numeric(col, errors="coerce")
             bad = values.isna() & col.notna()
             if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InvalidInputError(f"{what} row {row}, column {name!r}: {col.iloc[row]!r} is not a number")
+                r = int(np.flatnonzero(bad.to_numpy())[0])
+                raise InvalidInputError(f"{what} row {rows[r]}, column {name!r}: {col.iloc[r]!r} is not a number")
             col = values
         X[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
-    _check_finite(X, [data.columns[p] for p in order], what, first_row=0)
+    _check_finite(X, [data.columns[p] for p in order], what, rows)
     return X
 
 
-def _check_finite(X: np.ndarray, names: list, what: str, first_row: int, rows: list[int] | None = None) -> None:
+def _check_finite(X: np.ndarray, names: list, what: str, rows: np.ndarray) -> None:
     if np.isfinite(X).all():
         return
     r, j = np.argwhere(~np.isfinite(X))[0]
-    row = rows[r] if rows is not None else first_row + int(r)
     value = X[r, j]
-    kind = "a missing value (NaN)" if np.isnan(value) else f"{value} (infinite)"
-    raise InvalidInputError(f"{what} row {row}, column {names[j]!r}: {kind}; every feature must be a finite number")
+    kind = "a missing value (empty or NaN)" if np.isnan(value) else f"{value} (infinite)"
+    raise InvalidInputError(f"{what} row {rows[r]}, column {names[j]!r}: {kind}; every feature must be a finite number")
+
+
+def read_input_table(path):
+    """A CSV or Parquet file of rows to predict, read as training files are (UTF-8 with or without BOM).
+
+    The DataFrame's index holds each row's number in the file (header = row 1).
+    """
+    from bpexp.data.files import read_table
+
+    return read_table(path, what=f"input file {path}")
 
 
 def read_csv_features(path, n_inputs: int, feature_names: list[str] | None = None) -> np.ndarray:
@@ -123,36 +134,15 @@ def read_csv_features(path, n_inputs: int, feature_names: list[str] | None = Non
     Raises
     ------
     InvalidInputError
-        Missing file, no header or no rows, wrong columns, a row with the wrong
-        number of fields, an empty or non-numeric cell, NaN or inf.
+        Missing file, no header or no rows, wrong columns, an empty or non-numeric
+        cell, NaN or inf.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"input CSV {path} does not exist")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: drop a spreadsheet's BOM
-            rows = list(csv.reader(fh))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InvalidInputError(f"{path} is not a readable UTF-8 CSV file: {exc}") from None
-    numbered = [(r, row) for r, row in enumerate(rows, start=1) if any(cell.strip() for cell in row)]
-    if not numbered:
-        raise InvalidInputError(f"input CSV {path} is empty")
-    header = [h.strip() for h in numbered[0][1]]
-    body = numbered[1:]
-    if not body:
-        raise InvalidInputError(f"input CSV {path} has a header row but no data rows")
-    order = match_columns(header, n_inputs, feature_names, f"{path}")
-    names = [header[p] for p in order]
-    X = np.empty((len(body), n_inputs), dtype=np.float64)
-    for k, (r, row) in enumerate(body):
-        if len(row) != len(header):
-            raise InvalidInputError(f"{path} row {r} has {len(row)} fields, the header has {len(header)}")
-        for j, pos in enumerate(order):
-            cell = row[pos].strip()
-            try:
-                X[k, j] = float(cell)
-            except ValueError:
-                problem = "is empty (a missing value)" if not cell else f"{cell!r} is not a number"
-                raise InvalidInputError(f"{path} row {r}, column {names[j]!r}: {problem}") from None
-    _check_finite(X, names, str(path), first_row=0, rows=[r for r, _ in body])
-    return X
+    frame = read_input_table(path)
+    return features_from_frame(frame, n_inputs, feature_names, what=str(path), row_numbers=frame.index.to_numpy())
+
+
+def read_table_rows(path, model, unknown: dict | None = None):
+    """Rows of a file for a table model: the raw DataFrame, checked (row numbers as in the file)."""
+    frame = read_input_table(path)
+    model.check_X(frame, str(path), row_numbers=frame.index.to_numpy(), unknown=unknown)
+    return frame

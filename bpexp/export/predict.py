@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from bpexp.errors import InvalidInputError
+
+_log = logging.getLogger("bpexp.predict")
 
 
 def prediction_frame(model, X: np.ndarray, *, proba: bool = False):
@@ -55,9 +58,17 @@ def predict_csv(source, input_csv, *, proba: bool = False, tracking_uri: str | N
     ModelFormatError
         ``source`` is not a usable model.
     """
-    from bpexp.export.inputs import read_csv_features
+    from bpexp.export.inputs import read_csv_features, read_table_rows
     from bpexp.export.loading import load_with_features
 
     model, names = load_with_features(source, tracking_uri=tracking_uri)
+    if model.encoder is not None:  # a table model takes the raw rows (strings, blanks) by column name
+        unknown: dict[str, int] = {}
+        frame = read_table_rows(Path(input_csv), model, unknown)
+        if unknown:
+            counts = ", ".join(f"{c}: {n}" for c, n in unknown.items())
+            _log.warning("values outside the training categories (rare, unseen or missing; encoded as 'other' "
+                         "or none): %s", counts)
+        return prediction_frame(model, frame, proba=proba)
     X = read_csv_features(Path(input_csv), model.n_inputs, names)
     return prediction_frame(model, X, proba=proba)

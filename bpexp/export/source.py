@@ -155,14 +155,29 @@ def _logged_example(model_dir: Path, model):
         from mlflow.models import Model
 
         example = Model.load(str(model_dir)).load_input_example(str(model_dir))
-        # Whole numbers read back from JSON may come as int64; the signature must say double.
-        example = example.astype("float64") if example is not None else None
+        return _typed_example(example, model)
     except Exception as exc:  # noqa: BLE001 - fall back to rebuilding the example
         _log.debug("no usable input example in %s: %s", model_dir, exc)
         return None
-    if example is None or getattr(example, "shape", (0, 0))[1] != model.n_inputs:
+
+
+def _typed_example(example, model):
+    """Example rows read back from JSON, with the column types the model's signature needs; None if unusable."""
+    if example is None or not len(example):
         return None
-    return example
+    if model.encoder is not None:  # a table: raw columns by name (strings stay strings, None stays missing)
+        from bpexp.tracking.model import raw_rows
+
+        if sorted(map(str, example.columns)) != sorted(model.encoder.input_names):
+            return None
+        numeric = [c.name for c in model.encoder.columns if not hasattr(c, "categories")]  # raw_rows types them
+        example = example.astype({c: "float64" for c in numeric})
+        return raw_rows(model.encoder, example.assign(**{c.name: example[c.name].astype(object).map(
+            lambda v: None if v is None or v != v else str(v)) for c in model.encoder.columns
+            if hasattr(c, "categories")}))
+    # Whole numbers read back from JSON may come as int64; the signature must say double.
+    example = example.astype("float64")
+    return example if example.shape[1] == model.n_inputs else None
 
 
 def _folder_example(folder: Path, model):
@@ -173,11 +188,10 @@ def _folder_example(folder: Path, model):
     try:
         import pandas as pd
 
-        example = pd.read_json(path, orient="split").astype("float64")
+        return _typed_example(pd.read_json(path, orient="split"), model)
     except (ValueError, TypeError) as exc:
         _log.debug("unreadable %s: %s", path, exc)
         return None
-    return example if example.shape[1] == model.n_inputs and len(example) else None
 
 
 def example_from_config(client, tracking_uri: str, run, model):
@@ -201,13 +215,16 @@ def example_from_config(client, tracking_uri: str, run, model):
         base = Path(source).resolve().parent if source and Path(source).exists() else Path.cwd()
         dataset, parts = load_data(cfg, base)
         X = parts.X_test if len(parts.y_test) else parts.X_val
-        if dataset.n_features != model.n_inputs:
+        if model.encoder is None and dataset.n_features != model.n_inputs:
             raise ExportError(f"the dataset has {dataset.n_features} features, the model {model.n_inputs}")
         return input_example(model, X, dataset.feature_names), "rows of the run's dataset (from its config.yaml)", None
     except Exception as exc:  # noqa: BLE001 - any failure: fall back to synthetic rows
         reason = f"{type(exc).__name__}: {exc}"
     import pandas as pd
 
+    if model.encoder is not None:
+        raise ExportError(f"the run's table could not be loaded again ({reason}), and a table model's example "
+                          "rows cannot be made up; export it where its data file is")
     prep = model.preprocessing
     if prep is not None and prep.fitted:
         mean, scale = prep.mean.astype(np.float64), prep.scale.astype(np.float64)

@@ -20,6 +20,7 @@ from bpexp.nn.activations import Activation, get_activation
 from bpexp.nn.heads import get_head
 from bpexp.nn.init import init_weight
 from bpexp.nn.preprocessing import Standardizer
+from bpexp.nn.tabular import TabularEncoder
 from bpexp.nn.validation import check_features, encode_targets
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -48,6 +49,13 @@ class MLP:
     standardize : bool, default False
         Learn a per-feature standardization on the first call to
         :func:`bpexp.fit` and apply it to every input, so the model takes raw data.
+    encoder : TabularEncoder, optional
+        For tables with named (and categorical, and missing) columns: the
+        preprocessing learned from the training split by
+        :func:`bpexp.data.tabular.fit_encoder`. The model then takes raw rows (a
+        DataFrame or dict of columns) everywhere, and ``sizes[0]`` must be
+        ``encoder.n_features_out``. It standardizes numeric columns itself, so
+        ``standardize`` stays False.
     init : {"he", "glorot"}, optional
         Override the per-activation default (He for the ReLU family, Glorot else).
     seed : int or numpy.random.Generator, optional
@@ -71,6 +79,7 @@ class MLP:
         loss: str | None = None,
         dropout: float | Sequence[float] = 0.0,
         standardize: bool = False,
+        encoder: TabularEncoder | None = None,
         init: str | None = None,
         seed: int | np.random.Generator | None = None,
         dtype: str = "float32",
@@ -88,6 +97,7 @@ class MLP:
             raise InvalidInputError(f"unknown dtype {dtype!r}; expected 'float32' or 'float64'")
         self.dtype = np.dtype(_DTYPES[str(dtype)])
         self.classes_: np.ndarray | None = None
+        self.encoder = _check_encoder(encoder, self.sizes[0], standardize)
         self.preprocessing: Standardizer | None = Standardizer() if standardize else None
         # Regression targets are standardized too: an output bias that must travel to a
         # target mean of ~150 (diabetes) otherwise takes thousands of steps.
@@ -163,8 +173,15 @@ class MLP:
         return self.task in ("classification", "multilabel")
 
     # ------------------------------------------------------------------ data checks
-    def check_X(self, X, what: str = "X") -> np.ndarray:
-        """Validate features and return them as a C-contiguous array of the model's dtype."""
+    def check_X(self, X, what: str = "X", *, row_numbers=None, unknown: dict | None = None) -> np.ndarray:
+        """Validate features and return them as a C-contiguous array of the model's dtype.
+
+        A model with an :attr:`encoder` takes raw table rows by column name and
+        returns them encoded (see :meth:`TabularEncoder.transform` for
+        ``row_numbers`` and ``unknown``).
+        """
+        if self.encoder is not None:
+            return self.encoder.transform(X, self.dtype, what=what, row_numbers=row_numbers, unknown=unknown)
         return check_features(X, self.n_inputs, self.dtype, what)
 
     def encode_targets(self, y, *, fit: bool = False, what: str = "y") -> np.ndarray:
@@ -400,6 +417,20 @@ class MLP:
             f"MLP(sizes={list(self.sizes)}, activation={act!r}, head={self.head.name!r}, "
             f"dtype={self.dtype.name!r}, params={self.n_params})"
         )
+
+
+def _check_encoder(encoder, n_inputs: int, standardize: bool) -> TabularEncoder | None:
+    if encoder is None:
+        return None
+    if not isinstance(encoder, TabularEncoder):
+        raise InvalidInputError(f"encoder must be a TabularEncoder (bpexp.data.tabular.fit_encoder), got {encoder!r}")
+    if standardize:
+        raise InvalidInputError("standardize=True is for plain arrays; the encoder already standardizes "
+                                "the numeric columns of a table")
+    if encoder.n_features_out != n_inputs:
+        raise InvalidInputError(f"sizes[0] is {n_inputs} but the encoder produces {encoder.n_features_out} "
+                                "features: use encoder.n_features_out")
+    return encoder
 
 
 def _check_sizes(sizes) -> tuple[int, ...]:

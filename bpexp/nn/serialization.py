@@ -16,6 +16,7 @@ import numpy as np
 
 from bpexp.errors import InvalidInputError, ModelFormatError
 from bpexp.nn.preprocessing import Standardizer
+from bpexp.nn.tabular import TabularEncoder
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -55,8 +56,8 @@ def model_spec(model) -> dict:
     }
 
 
-def model_from_spec(spec: dict):
-    """Build an untrained model from :func:`model_spec`'s dict."""
+def model_from_spec(spec: dict, encoder: TabularEncoder | None = None):
+    """Build an untrained model from :func:`model_spec`'s dict (and the table encoder it was saved with)."""
     from bpexp.nn.activations import ACTIVATIONS
     from bpexp.nn.model import MLP
 
@@ -77,6 +78,7 @@ def model_from_spec(spec: dict):
         loss=spec["loss"],
         dropout=spec["dropout"],
         standardize=spec["standardize"],
+        encoder=encoder,
         dtype=spec["dtype"],
     )
     head_options = spec.get("head_options") or {}
@@ -116,6 +118,8 @@ def save_model(model, path) -> Path:
 
 
 def _preprocessing_meta(model):
+    if model.encoder is not None:  # a table: what was learned is plain JSON, no arrays
+        return {"kind": "table", "encoder": model.encoder.to_dict()}
     if model.preprocessing is None:
         return None
     targets = model.target_scaler is not None and model.target_scaler.fitted
@@ -144,17 +148,18 @@ def load_model_folder(path):
         raise ModelFormatError(f"{meta_path} is not valid JSON: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != "bpexp-mlp":
         raise ModelFormatError(f"{meta_path} is not a bpexp model description")
+    prep = meta.get("preprocessing") or {}
+    if not isinstance(prep, dict):
+        raise ModelFormatError(f"{meta_path}: preprocessing must be an object, got {prep!r}")
     try:
-        model = model_from_spec(meta)
+        encoder = TabularEncoder.from_dict(prep.get("encoder")) if prep.get("kind") == "table" else None
+        model = model_from_spec(meta, encoder)
     except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
         raise ModelFormatError(f"{meta_path} describes no valid model: {exc}") from None
 
     arrays = _read_npz(weights_path)
     expected = {f"W{i}": W.shape for i, (W, _) in enumerate(model.weights)}
     expected |= {f"b{i}": b.shape for i, (_, b) in enumerate(model.weights)}
-    prep = meta.get("preprocessing") or {}
-    if not isinstance(prep, dict):
-        raise ModelFormatError(f"{meta_path}: preprocessing must be an object, got {prep!r}")
     if prep.get("fitted"):
         expected["standardize_mean"] = expected["standardize_scale"] = (model.n_inputs,)
     if prep.get("targets_fitted"):

@@ -57,10 +57,16 @@ def using_store(uri: str):
 _tracking_uri = using_store  # the name used before
 
 
-def input_example(model, X: np.ndarray, feature_names: list[str], n_rows: int = 5):
-    """The first rows of raw ``X`` as a DataFrame with the dataset's column names."""
+def input_example(model, X, feature_names: list[str], n_rows: int = 5):
+    """The first rows of raw ``X`` as a DataFrame with the dataset's column names.
+
+    For a table model the rows are as a user would send them: strings (or
+    booleans, integers) in categorical columns, ``None`` where a value is missing.
+    """
     import pandas as pd
 
+    if model.encoder is not None:
+        return raw_rows(model.encoder, X.iloc[:n_rows])
     names = feature_names if len(feature_names) == model.n_inputs else [f"x{i}" for i in range(model.n_inputs)]
     return pd.DataFrame(np.asarray(X[:n_rows], dtype=np.float64), columns=names)
 
@@ -77,10 +83,50 @@ def requirements() -> list[str]:
     return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pandas.__version__}"]
 
 
-def model_signature(model, example):
-    """Signature from the example rows: named double columns in, predictions out, param ``proba``."""
-    from mlflow.models import infer_signature
+def raw_rows(encoder, frame):
+    """``frame``'s encoder columns with their raw value types back (category keys -> str/bool/int, None if missing)."""
+    import pandas as pd
 
+    from bpexp.nn.tabular import CategoricalColumn
+
+    out = {}
+    for col in encoder.columns:
+        values = frame[col.name]
+        if isinstance(col, CategoricalColumn):
+            parse = {"boolean": lambda v: v == "True", "integer": int}.get(col.value_type, str)
+            values = [None if pd.isna(v) else parse(v) for v in values.astype(object)]
+            out[col.name] = pd.Series(values, dtype=object, index=frame.index)
+        elif col.value_type == "integer" and not col.allow_missing:
+            out[col.name] = values.astype(np.int64)
+        else:
+            out[col.name] = values.astype(np.float64)
+    return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+
+
+def _input_schema(encoder):
+    """Named input columns as typed in training (double/long, string/boolean/long); optional where gaps are allowed."""
+    from mlflow.types import ColSpec, Schema
+
+    required = set(encoder.required_columns())
+    specs = []
+    for col in encoder.columns:
+        # Integers where training had whole numbers and no gaps: in process, MLflow refuses to
+        # cast an int64 column (a year, a count) to double, and a raw table has such columns.
+        kind = {"string": "string", "boolean": "boolean", "integer": "long"}[col.value_type] \
+            if hasattr(col, "categories") else \
+            ("long" if col.value_type == "integer" and not col.allow_missing else "double")
+        specs.append(ColSpec(kind, col.name, required=col.name in required))
+    return Schema(specs)
+
+
+def model_signature(model, example):
+    """Signature from the example rows: named columns in, predictions out, param ``proba``."""
+    from mlflow.models import ModelSignature, infer_signature
+
+    if model.encoder is not None:
+        base = infer_signature(example.iloc[:, :0].assign(x=0.0), _as_frame(model.predict(example)),
+                               params={"proba": False})
+        return ModelSignature(inputs=_input_schema(model.encoder), outputs=base.outputs, params=base.params)
     prediction = model.predict(example.to_numpy())
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values: true, and

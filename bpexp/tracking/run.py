@@ -170,9 +170,14 @@ def log_dataset_input(client, run_id: str, dataset, context: str = "training") -
     with warnings.catch_warnings():
         # A local path matches two of MLflow's source types; it warns and picks one. Either is right.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-        ds = mlflow.data.from_numpy(dataset.X, targets=dataset.y, name=dataset.name,
-                                    source=dataset.source if dataset.source != "builtin" else None,
-                                    digest=dataset.digest()[:16])
+        source = dataset.source if dataset.source not in ("builtin", "DataFrame") else None
+        if dataset.is_table:  # a DataFrame: MLflow records its column names and types
+            frame = dataset.X.assign(**{dataset.target_name: dataset.y})
+            ds = mlflow.data.from_pandas(frame, targets=dataset.target_name, name=dataset.name, source=source,
+                                         digest=dataset.digest()[:16])
+        else:
+            ds = mlflow.data.from_numpy(dataset.X, targets=dataset.y, name=dataset.name, source=source,
+                                        digest=dataset.digest()[:16])
     client.log_inputs(run_id, datasets=[
         DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
     ])

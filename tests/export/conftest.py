@@ -5,6 +5,7 @@ the real runner, into a sqlite store copied from the migrated template:
 
 * two digits runs (pyfunc models) in experiment ``exp-digits``, for ``--best``;
 * an iris run from the shipped CSV config (string class labels) in ``exp-iris``;
+* a penguins run from the shipped table (strings, NA cells) in ``exp-penguins``;
 * a diabetes regression run in ``exp-diabetes``;
 * a run without any model (``log_model=None``) in ``exp-nomodel``;
 * a sweep-like study ``study-moons``: a parent run and three trial child runs that
@@ -32,6 +33,7 @@ class Store:
     digits_a: object  # RunResult
     digits_b: object
     iris: object
+    penguins: object  # a real table: strings and NA cells
     diabetes: object
     no_model_run_id: str
     study_parent_id: str
@@ -60,6 +62,8 @@ def store(tmp_path_factory: pytest.TempPathFactory, mlflow_template_db: Path) ->
     b = _quiet_run(digits, uri, experiment="exp-digits", overrides={**small, "optimizer.lr": 0.0003})
     iris = _quiet_run(str(EXPERIMENTS / "iris-csv.yaml"), uri, experiment="exp-iris",
                       overrides={"training.epochs": 40})
+    penguins = _quiet_run(str(EXPERIMENTS / "penguins.yaml"), uri, experiment="exp-penguins",
+                          overrides={"training.epochs": 40})
     diabetes = _quiet_run(str(EXPERIMENTS / "diabetes.yaml"), uri, experiment="exp-diabetes",
                           overrides={"training.epochs": 15, "model.activation": "gelu"})
     nomodel = _quiet_run(str(EXPERIMENTS / "moons.yaml"), uri, experiment="exp-nomodel", log_model=None,
@@ -85,7 +89,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, mlflow_template_db: Path) ->
         client.log_metric(r.info.run_id, "final_val_accuracy", 0.5)
         client.set_terminated(r.info.run_id, "KILLED" if state == "PRUNED" else "FAILED")
     client.set_terminated(bad_parent.info.run_id)
-    return Store(uri, root, a, b, iris, diabetes, nomodel.run_id, parent.info.run_id, trials, states)
+    return Store(uri, root, a, b, iris, penguins, diabetes, nomodel.run_id, parent.info.run_id, trials, states)
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +99,15 @@ def iris_export(store: Store, tmp_path_factory: pytest.TempPathFactory):
 
     return export_run(store.iris.run_id, tmp_path_factory.mktemp("iris-export") / "model",
                       tracking_uri=store.uri, onnx=True)
+
+
+@pytest.fixture(scope="session")
+def penguins_export(store: Store, tmp_path_factory: pytest.TempPathFactory):
+    """The penguins run exported once (read-only for tests)."""
+    from bpexp.export import export_run
+
+    return export_run(store.penguins.run_id, tmp_path_factory.mktemp("penguins-export") / "model",
+                      tracking_uri=store.uri)
 
 
 @pytest.fixture(scope="session")

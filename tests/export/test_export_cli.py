@@ -138,8 +138,8 @@ def test_predict_reorders_named_columns(iris_export, iris_rows, tmp_path):
     (lambda h, r: (h[:-1], [x[:-1] for x in r]), "missing column(s) ['petal_width_cm']"),
     (lambda h, r: ([*h, "species"], [[*x, "setosa"] for x in r]), "unexpected column(s) ['species']"),
     (lambda h, r: (h, [*r[:2], [r[2][0], "abc", *r[2][2:]], *r[3:]]), "row 4, column 'sepal_width_cm': 'abc' is not a"),
-    (lambda h, r: (h, [*r[:1], [*r[1][:3], "nan"]]), "row 3, column 'petal_width_cm': a missing value (NaN)"),
-    (lambda h, r: (h, [*r[:1], [*r[1][:3], ""]]), "row 3, column 'petal_width_cm': is empty (a missing value)"),
+    (lambda h, r: (h, [*r[:1], [*r[1][:3], "nan"]]), "row 3, column 'petal_width_cm': a missing value (empty or NaN)"),
+    (lambda h, r: (h, [*r[:1], [*r[1][:3], ""]]), "row 3, column 'petal_width_cm': a missing value (empty or NaN)"),
 ])
 def test_predict_bad_csv(iris_export, iris_rows, tmp_path, edit, message):
     names, rows, _ = iris_rows

@@ -54,7 +54,8 @@ def test_non_numeric_value_names_row_and_column():
         features_from_frame(np.array([[1, 2, "x"]], dtype=object), 3)
 
 
-@pytest.mark.parametrize("value, kind", [(np.nan, r"a missing value \(NaN\)"), (None, r"a missing value \(NaN\)"),
+@pytest.mark.parametrize("value, kind", [(np.nan, r"a missing value \(empty or NaN\)"),
+                                             (None, r"a missing value \(empty or NaN\)"),
                                          (np.inf, r"inf \(infinite\)"), (-np.inf, r"-inf \(infinite\)")])
 def test_nan_and_inf_name_row_and_column(value, kind):
     df = frame().astype(object)
@@ -91,13 +92,14 @@ def test_csv_read_by_name_with_blank_lines_and_bom(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("a,b,c\n1,2,3\n\n4,x,6\n", r"row 4, column 'b': 'x' is not a number"),  # blank line 3 still counted
-    ("a,b,c\n1,2,3\n4,,6\n", r"row 3, column 'b': is empty \(a missing value\)"),
-    ("a,b,c\n1,2,nan\n", r"row 2, column 'c': a missing value \(NaN\); every feature must be a finite number"),
+    ("a,b,c\n1,2,3\n4,,6\n", r"row 3, column 'b': a missing value \(empty or NaN\)"),
+    ("a,b,c\n1,2,nan\n", r"row 2, column 'c': a missing value \(empty or NaN\); every feature must be a finite"),
     ("a,b,c\n1,2,3\n1,-inf,3\n", r"row 3, column 'b': -inf \(infinite\)"),
-    ("a,b,c\n1,2,3\n1,2\n", r"row 3 has 2 fields, the header has 3"),
+    ("a,b,c\n1,2,3\n1,2\n", r"row 3, column 'c': a missing value"),  # a short row: its last cell is empty
+    ("a,b,c\n1,2,3\n1,2,3,4\n", r"not a readable CSV file: .*Expected 3 fields in line 3, saw 4"),
     ("a,b\n1,2\n", r"has 2 columns but the model expects its 3 features .*missing column\(s\) \['c'\]"),
     ("a,b,c,label\n1,2,3,x\n", r"unexpected column\(s\) \['label'\]"),
-    ("a,b,c\n", r"has a header row but no data rows"),
+    ("a,b,c\n", r"has a header but no data rows"),
     ("\n\n", r"is empty"),
 ])
 def test_bad_csv_files_name_the_problem(tmp_path, text, message):
@@ -111,9 +113,9 @@ def test_csv_without_names_checks_the_count(tmp_path):
 
 
 def test_missing_and_binary_csv_files(tmp_path):
-    with pytest.raises(InvalidInputError, match="input CSV .*nope.csv does not exist"):
+    with pytest.raises(InvalidInputError, match="input file .*nope.csv does not exist"):
         read_csv_features(tmp_path / "nope.csv", 3)
     path = tmp_path / "bin.csv"
     path.write_bytes(b"\xff\xfe\x00\x81garbage")
-    with pytest.raises(InvalidInputError, match="is not a readable UTF-8 CSV file"):
+    with pytest.raises(InvalidInputError, match=r"bin.csv is not UTF-8 text \(byte 0xff at offset 0\).*encoding"):
         read_csv_features(path, 3)

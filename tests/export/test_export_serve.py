@@ -29,13 +29,19 @@ VENV_BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def server(iris_export, tmp_path_factory):
     """``http://127.0.0.1:PORT`` of ``mlflow models serve -m <iris export> --env-manager local``."""
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with serve_model(iris_export.path, tmp_path_factory.mktemp("serve") / "serve.log") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_model(model_path: Path, log: Path):
+    """Start ``mlflow models serve`` on a free 127.0.0.1 port, yield its URL, stop it."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     # `mlflow models serve` execs uvicorn from PATH: the venv's bin must come first.
     env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", MLFLOW_DISABLE_TELEMETRY="true")
     for attempt in range(3):
         port = services.free_port()
-        cmd = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(iris_export.path), "--env-manager", "local",
+        cmd = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_path), "--env-manager", "local",
                "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
         with open(log, "ab") as fh:
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -132,7 +138,7 @@ def test_bad_requests_get_4xx_naming_the_problem(server, data):
     nan = json.loads(json.dumps(split))
     nan["data"][2][1] = None
     cases.append(({"dataframe_split": nan}, "application/json",
-                  ["row 2, column 'sepal_width_cm': a missing value (NaN)"]))
+                  ["row 2, column 'sepal_width_cm': a missing value (empty or NaN)"]))
 
     text = json.loads(json.dumps(split))
     text["data"][1][0] = "abc"

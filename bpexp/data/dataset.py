@@ -1,0 +1,138 @@
+"""A dataset (features, targets, what they mean) and its seeded train/validation/test split."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bpexp.errors import InvalidInputError
+
+
+@dataclass
+class Dataset:
+    """Features, targets and what they mean.
+
+    Attributes
+    ----------
+    name : str
+    X : ndarray (n_samples, n_features) or pandas.DataFrame
+        A float array for all-numeric data without missing values (as it always
+        was); a DataFrame of the raw feature columns for a table with categorical
+        columns or missing values. The DataFrame's index is each row's number in
+        its file (header = row 1), so messages can name it.
+    y : ndarray (n_samples,)
+    task : {"classification", "regression"}
+    feature_names : list of str
+    target_name : str
+    source : str
+        Where it came from (``"builtin"``, a file path, ``"DataFrame"``).
+    roles : ColumnRoles, optional
+        For tables: which columns are numeric, categorical or dropped.
+    """
+
+    name: str
+    X: object
+    y: np.ndarray
+    task: str
+    feature_names: list[str] = field(default_factory=list)
+    target_name: str = "target"
+    source: str = "builtin"
+    roles: object = None
+
+    @property
+    def is_table(self) -> bool:
+        """True when ``X`` is a DataFrame of raw columns that needs a fitted encoder."""
+        return hasattr(self.X, "columns")
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        """Raw input columns (before one-hot encoding)."""
+        return self.X.shape[1]
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        return np.unique(self.y) if self.task == "classification" else None
+
+    @property
+    def n_outputs(self) -> int:
+        """Output units an MLP needs: one per class (one for two classes), or one."""
+        if self.task == "regression":
+            return 1
+        n = self.classes.size
+        return 1 if n == 2 else n
+
+    def digest(self) -> str:
+        """SHA-256 of the data (shapes, dtypes and values), to tell datasets apart."""
+        h = hashlib.sha256()
+        if self.is_table:
+            import pandas as pd
+
+            h.update(repr(list(zip(self.X.columns, map(str, self.X.dtypes)))).encode())
+            h.update(pd.util.hash_pandas_object(self.X, index=False).to_numpy().tobytes())
+            arrays = (self.y,)
+        else:
+            arrays = (self.X, self.y)
+        for arr in arrays:
+            arr = np.ascontiguousarray(arr)
+            h.update(f"{arr.shape}{arr.dtype.str}".encode())
+            h.update(arr.tobytes() if arr.dtype != object else repr(arr.tolist()).encode())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        extra = f", classes={self.classes.size}" if self.task == "classification" else ""
+        return (f"Dataset({self.name!r}, n_samples={self.n_samples}, n_features={self.n_features}, "
+                f"task={self.task!r}{extra})")
+
+
+@dataclass
+class Split:
+    """Train, validation and test parts of a dataset (arrays, or DataFrames for tables)."""
+
+    X_train: object
+    y_train: np.ndarray
+    X_val: object
+    y_val: np.ndarray
+    X_test: object
+    y_test: np.ndarray
+
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.y_train), len(self.y_val), len(self.y_test)
+
+
+def split(dataset: Dataset, *, val_size: float = 0.15, test_size: float = 0.15, seed: int = 0,
+          stratify: bool | None = None) -> Split:
+    """Seeded train/validation/test split, stratified by class for classification.
+
+    ``val_size`` and ``test_size`` are fractions of the whole dataset; either
+    may be 0. DataFrame rows keep their index (their row numbers in the file).
+    """
+    from sklearn.model_selection import train_test_split
+
+    for nm, frac in (("val_size", val_size), ("test_size", test_size)):
+        if not 0.0 <= frac < 1.0:
+            raise InvalidInputError(f"{nm} must be in [0, 1), got {frac}")
+    if val_size + test_size >= 1.0:
+        raise InvalidInputError(f"val_size + test_size must be < 1, got {val_size + test_size}")
+    if stratify is None:
+        stratify = dataset.task == "classification"
+    X, y = dataset.X, dataset.y
+    empty_X, empty_y = X[:0], y[:0]
+
+    def cut(X, y, frac, rng_seed):
+        if frac == 0:
+            return X, empty_X, y, empty_y
+        try:
+            return train_test_split(X, y, test_size=frac, random_state=rng_seed,
+                                    stratify=y if stratify else None)
+        except ValueError as exc:  # e.g. a class with a single sample cannot be stratified
+            raise InvalidInputError(f"cannot split dataset {dataset.name!r}: {exc}") from None
+
+    X_rest, X_test, y_rest, y_test = cut(X, y, test_size, seed)
+    X_train, X_val, y_train, y_val = cut(X_rest, y_rest, val_size / (1.0 - test_size), seed + 1)
+    return Split(X_train, y_train, X_val, y_val, X_test, y_test)

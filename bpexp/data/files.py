@@ -1,0 +1,148 @@
+"""Reading tables from files: CSV (pandas' C parser), Parquet (pyarrow), NPZ (NumPy, never unpickling).
+
+Every reader returns a DataFrame whose index is each row's number in the file
+with the header as row 1 (the number an editor shows), so every later message
+can name the row. Column names are stripped of surrounding spaces, and a
+repeated name is an error before anything else happens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bpexp.errors import InvalidInputError
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TABLE_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+#: UTF-8 with or without a byte-order mark, at training and at prediction time alike.
+DEFAULT_ENCODING = "utf-8-sig"
+
+
+def read_table(path, *, encoding: str | None = None, what: str | None = None):
+    """Read a CSV or Parquet file into a DataFrame indexed by file row number.
+
+    Parameters
+    ----------
+    path : path
+        ``.csv`` (``.tsv``: tab-separated) or ``.parquet``.
+    encoding : str, optional
+        Text encoding of a CSV file; default UTF-8 with or without a BOM.
+    what : str, optional
+        How messages name the file (default its path).
+
+    Raises
+    ------
+    InvalidInputError
+        A missing, empty, undecodable or malformed file, or repeated column names.
+    """
+    path = Path(path)
+    what = what or str(path)
+    if not path.is_file():
+        raise InvalidInputError(f"{what} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        frame = _read_parquet(path, what)
+        frame.index = np.arange(2, len(frame) + 2)  # as if the header were row 1, like a CSV file
+    else:
+        frame = _read_csv(path, encoding or DEFAULT_ENCODING, "\t" if suffix == ".tsv" else ",", what)
+    if frame.shape[0] == 0:
+        raise InvalidInputError(f"{what} has a header but no data rows")
+    return frame
+
+
+def _read_csv(path: Path, encoding: str, sep: str, what: str):
+    import pandas as pd
+
+    header = _csv_header(path, encoding, sep, what)
+    try:
+        # Blank lines are kept (as all-missing rows, dropped below) so the index stays the file's line number.
+        frame = pd.read_csv(path, sep=sep, encoding=encoding, skip_blank_lines=False, low_memory=False)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(_encoding_message(what, encoding, exc)) from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise InvalidInputError(f"{what} is not a readable CSV file: {_first_line(exc)}") from None
+    frame.columns = header
+    frame.index = np.arange(2, len(frame) + 2)
+    blank = frame.isna().all(axis=1)
+    return frame[~blank.to_numpy()] if blank.any() else frame
+
+
+def _csv_header(path: Path, encoding: str, sep: str, what: str) -> list[str]:
+    """The header row as written (pandas would rename a repeated ``a`` to ``a.1`` silently)."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding=encoding) as fh:
+            row = next(csv.reader(fh, delimiter=sep), None)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(_encoding_message(what, encoding, exc)) from None
+    except csv.Error as exc:
+        raise InvalidInputError(f"{what}: cannot read its header row: {exc}") from None
+    except LookupError:
+        raise InvalidInputError(f"{what}: unknown text encoding {encoding!r}") from None
+    if not row or not any(c.strip() for c in row):
+        raise InvalidInputError(f"{what} is empty (no header row)")
+    names = [c.strip() for c in row]
+    check_column_names(names, what)
+    return names
+
+
+def check_column_names(names: list[str], what: str) -> None:
+    """Refuse repeated and empty column names, naming them."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InvalidInputError(f"{what} has repeated column names {repeated}: every column needs its own name")
+    empty = [i + 1 for i, n in enumerate(names) if not n]
+    if empty:
+        raise InvalidInputError(f"{what}: column(s) {empty} (counting from 1) have no name in the header")
+
+
+def _read_parquet(path: Path, what: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInputError(f"{what} is not a readable Parquet file: {_first_line(exc)}") from None
+    names = [str(n).strip() for n in table.column_names]
+    check_column_names(names, what)
+    frame = table.to_pandas()
+    frame.columns = names
+    return frame
+
+
+def read_npz(path, what: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays ``X`` and ``y`` of an ``.npz`` file, read with ``allow_pickle=False``."""
+    path = Path(path)
+    what = what or f"NPZ file {path}"
+    if not path.is_file():
+        raise InvalidInputError(f"{what} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = {"X", "y"} - set(npz.files)
+            if missing:
+                raise InvalidInputError(f"{what} lacks arrays {sorted(missing)}; it has {npz.files}")
+            return np.asarray(npz["X"], dtype=np.float64), npz["y"]
+    except ValueError as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError(f"{what} is not readable without pickle: {exc}") from None
+
+
+def _encoding_message(what: str, encoding: str, exc: UnicodeDecodeError) -> str:
+    byte = exc.object[exc.start:exc.start + 1].hex() if hasattr(exc, "object") else "?"
+    return (f"{what} is not {_encoding_name(encoding)} text (byte 0x{byte} at offset {exc.start}); "
+            "if it is Latin-1 or another encoding, name it: dataset.encoding (e.g. 'latin-1') or --encoding")
+
+
+def _encoding_name(encoding: str) -> str:
+    return "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf-8-sig", "utf8") else encoding
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
