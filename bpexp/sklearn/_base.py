@@ -11,9 +11,10 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from bpexp.nn import MLP, SGD, Adam, AdamW, RMSprop, Schedule, get_schedule
+from bpexp.sklearn._inputs import NO_Y, check_array_input, check_table_input, fit_table_encoder, is_mixed_table
 from bpexp.sklearn._training import AdaptiveLR, CarryOptimizerState, InvScaling, SklearnConvergence
 from bpexp.train import Callback
 from bpexp.train import fit as bpexp_fit
@@ -146,7 +147,7 @@ class BaseMLP(BaseEstimator):
     def _model_dtype(self, X) -> str:
         """``dtype``; "auto" is scikit-learn's rule: float32 input trains in float32, anything else in float64."""
         if self.dtype == "auto":
-            return "float32" if X.dtype == np.float32 else "float64"
+            return "float32" if getattr(X, "dtype", None) == np.float32 else "float64"
         return str(self.dtype)
 
     def _model_options(self) -> dict:
@@ -195,19 +196,25 @@ class BaseMLP(BaseEstimator):
         return min(int(self.batch_size), n_samples)
 
     # ------------------------------------------------------------------ fitting
-    def _validate_X(self, X, reset: bool):
-        return validate_data(self, X, reset=reset, dtype=(np.float32, np.float64), order="C")
+    def _check_input(self, X, y=NO_Y, *, reset: bool):
+        """Checked ``X`` (and ``y``): a numeric array, or the raw table of a model with a table encoder."""
+        regression = self._score_key == "val_r2"
+        table = is_mixed_table(X) if reset else self.model_.encoder is not None
+        if table:
+            return check_table_input(self, X, y, reset=reset, regression=regression)
+        return check_array_input(self, X, y, reset=reset, regression=regression)
 
     def _fit(self, X, y, *, incremental: bool, classes=None):
         self._check_params()
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
-        X, y = validate_data(self, X, y, reset=first, dtype=(np.float32, np.float64), order="C",
-                             multi_output=True, y_numeric=self._score_key == "val_r2")
+        X, y = self._check_input(X, y, reset=first)
         y = self._prepare_targets(y, first, incremental, classes)
         if first:
-            self._initialize(X, y, classes)
+            self._rng = check_random_state(self.random_state)
         early = bool(self.early_stopping) and not incremental
         X_train, y_train, validation = self._split(X, y) if early else (X, y, None)
+        if first:
+            self._initialize(X_train, y, classes)
         adaptive_before = self._adaptive_lr
         schedule = self._schedule(X_train.shape[0])
         stopping = SklearnConvergence(self, self._score_key if early else None,
@@ -232,16 +239,17 @@ class BaseMLP(BaseEstimator):
         return self
 
     def _initialize(self, X, y, classes) -> None:
-        """A fresh model and fresh training state (scikit-learn's attributes reset)."""
-        self._rng = check_random_state(self.random_state)
+        """A fresh model (and table encoder, learned from the training rows) and fresh training state."""
         task, n_outputs, labels = self._head(y, classes)
         self.n_outputs_ = n_outputs
         self.out_activation_ = {"regression": "identity", "multilabel": "logistic"}.get(
             task, "logistic" if n_outputs == 1 else "softmax")
-        sizes = [X.shape[1], *self._hidden_sizes(), n_outputs]
+        encoder = fit_table_encoder(X) if is_mixed_table(X) else None
+        sizes = [X.shape[1] if encoder is None else encoder.n_features_out, *self._hidden_sizes(), n_outputs]
         self.n_layers_ = len(sizes)
         self.model_ = MLP(sizes, activation=self._activation(), task=task, dropout=self.dropout,
-                          standardize=bool(self.standardize), dtype=self._model_dtype(X), **self._model_options(),
+                          standardize=bool(self.standardize) and encoder is None, encoder=encoder,
+                          dtype=self._model_dtype(X), **self._model_options(),
                           seed=int(self._rng.randint(np.iinfo(np.int32).max)))
         self.model_.classes_ = labels
         self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
@@ -254,10 +262,11 @@ class BaseMLP(BaseEstimator):
 
     def _split(self, X, y):
         """scikit-learn's validation split for early stopping (stratified for single-output classifiers)."""
-        n_val = math.ceil(self.validation_fraction * X.shape[0])  # as train_test_split counts
-        if n_val < 2 or n_val >= X.shape[0]:
+        n = len(X)
+        n_val = math.ceil(self.validation_fraction * n)  # as train_test_split counts
+        if n_val < 2 or n_val >= n:
             raise ValueError(f"The validation set is too small or too large: validation_fraction="
-                             f"{self.validation_fraction} of {X.shape[0]} samples is {n_val}; it needs at least 2 "
+                             f"{self.validation_fraction} of {n} samples is {n_val}; it needs at least 2 "
                              "and must leave training samples")
         stratify = y if self._score_key == "val_accuracy" and y.ndim == 1 else None
         X_train, X_val, y_train, y_val = train_test_split(
@@ -280,9 +289,14 @@ class BaseMLP(BaseEstimator):
         if "model_" in state:  # pickling copied coefs_ apart from the model: make them views again
             self._publish_weights()
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # densified: bpexp trains on dense arrays
+        return tags
+
     def _raw_outputs(self, X):
         check_is_fitted(self)
-        return self._validate_X(X, reset=False)
+        return self._check_input(X, reset=False)
 
 
 

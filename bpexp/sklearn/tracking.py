@@ -109,11 +109,16 @@ def _summary(est, X_eval, y_eval) -> dict[str, Any]:
 
 
 def _example(est, X_example):
-    """The first rows as a DataFrame with the estimator's feature names (x0, x1, ... without)."""
+    """The first rows as a DataFrame with the estimator's feature names (x0, x1, ... without).
+
+    A table model's rows stay raw (strings, ``None`` for missing values), as a user would send them.
+    """
     import pandas as pd
 
     from bpexp.tracking.model import input_example
 
+    if est.model_.encoder is not None:
+        return input_example(est.model_, X_example, [])
     if isinstance(X_example, pd.DataFrame):
         X_example = X_example.to_numpy(dtype=np.float64)
     names = [str(n) for n in getattr(est, "feature_names_in_", [])]

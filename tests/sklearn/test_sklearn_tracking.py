@@ -92,6 +92,19 @@ def test_log_estimator_regressor_without_feature_names(mlflow_sqlite_uri):
     np.testing.assert_allclose(model.predict(frame)["prediction"].to_numpy(), reg.predict(X), rtol=1e-12)
 
 
+def test_log_estimator_table_model_takes_raw_rows(mlflow_sqlite_uri):
+    import mlflow
+
+    frame = pd.read_csv(Path(__file__).resolve().parents[2] / "experiments" / "data" / "penguins.csv")
+    X, y = frame.drop(columns=["species"]), frame["species"]
+    clf = MLPClassifier((16,), learning_rate_init=0.01, max_iter=20, random_state=0).fit(X, y)
+    logged = log_estimator(clf, X.iloc[3:8], tracking_uri=mlflow_sqlite_uri)  # row 3 has missing values
+    with using_store(mlflow_sqlite_uri):
+        model = mlflow.pyfunc.load_model(logged.model_uri)
+    rows = X.iloc[:20].astype(object).where(X.iloc[:20].notna(), None)
+    np.testing.assert_array_equal(model.predict(rows)["prediction"].to_numpy(), clf.predict(X.iloc[:20]))
+
+
 def test_log_estimator_refuses_what_it_cannot_log(mlflow_sqlite_uri, iris_frame):
     from sklearn.exceptions import NotFittedError
     from sklearn.pipeline import make_pipeline
