@@ -142,19 +142,19 @@ def run_digits(reps: int) -> None:
     steps = epochs * -(-n // batch)
     print(f"digits: {n} train / {data[1].shape[0]} test rows, 64-100-10 relu, batch {batch}, {epochs} epochs "
           f"({steps} Adam steps), float64; alpha {SK_ALPHA:g} (sklearn) = {SK_ALPHA / batch:.3g} (bpexp)")
-    runs = []
+    runs, torch_times = [], []
     for rep in range(reps):
         runs.append(fit_both(data, hidden, batch, epochs, rep, {"bpexp float32": {"dtype": "float32"}}))
         print_rep(rep, runs[-1])
+        torch_times.append(torch_step_seconds(data, hidden, batch, epochs))  # interleaved with the others
     summarize("digits (small batches), medians over reps:", runs, steps)
-    torch_times = [torch_step_seconds(data, hidden, batch, epochs) for _ in range(reps)]
     if torch_times[0] is None:
         print("  PyTorch CPU: not installed")
     else:
         import torch
 
-        print(f"  PyTorch CPU {torch.__version__} (float64, {torch.get_num_threads()} threads): "
-              f"{statistics.median(torch_times) * 1e6:.0f} us/step "
+        print(f"  PyTorch CPU {torch.__version__} (same net, batch and Adam; float64, "
+              f"{torch.get_num_threads()} BLAS thread): {statistics.median(torch_times) * 1e6:.0f} us/step "
               f"(range {min(torch_times) * 1e6:.0f}-{max(torch_times) * 1e6:.0f})")
 
 

@@ -256,6 +256,7 @@ class BaseMLP(BaseEstimator):
         self._no_improvement_count, self._optimizer_state = 0, None
         self._adaptive_lr = None
         early = bool(self.early_stopping)
+        self._best_loss = np.inf  # watched by partial_fit even with early_stopping (which it does not use)
         self.best_loss_ = None if early else np.inf
         self.validation_scores_ = [] if early else None
         self.best_validation_score_ = -np.inf if early else None
@@ -277,6 +278,7 @@ class BaseMLP(BaseEstimator):
         self.n_iter_ += len(history)
         self.t_ += len(history) * n_train
         self.history_ = history
+        self.best_loss_ = None if self.early_stopping else float(self._best_loss)
         self._publish_weights()
 
     def _publish_weights(self) -> None:

@@ -57,7 +57,7 @@ class AdaptiveLR(Schedule):
 class SklearnConvergence(Callback):
     """Records the loss curve and applies scikit-learn's ``tol`` / ``n_iter_no_change`` rule.
 
-    The state (``loss_curve_``, ``best_loss_``, ``validation_scores_``,
+    The state (``loss_curve_``, the best loss, ``validation_scores_``,
     ``best_validation_score_``, the no-improvement count) lives on the estimator,
     so ``partial_fit`` and warm starts continue it as scikit-learn does.
 
@@ -87,11 +87,11 @@ class SklearnConvergence(Callback):
         if self.score_key is not None:
             self._watch_score(float(logs[self.score_key]))
         else:
-            if loss > est.best_loss_ - est.tol:
+            if loss > est._best_loss - est.tol:
                 est._no_improvement_count += 1
             else:
                 est._no_improvement_count = 0
-            est.best_loss_ = min(est.best_loss_, loss)
+            est._best_loss = min(est._best_loss, loss)
         if est._no_improvement_count > est.n_iter_no_change:
             self._stalled()
 

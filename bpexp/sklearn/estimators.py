@@ -65,7 +65,8 @@ _PARAMETERS = """
         bpexp: AdamW's decoupled weight decay (``solver="adamw"`` only).
     standardize : bool, default False
         bpexp: learn a per-feature standardization (and, for regression, of the targets) from
-        the training data and keep it in the model, so it takes raw inputs.
+        the training data and keep it in the model, so it takes raw inputs. (Tables go through
+        bpexp's table encoder, which standardizes their numeric columns anyway.)
     dtype : {"auto", "float32", "float64"}, default "auto"
         bpexp: the precision of the weights and of training. "auto" is scikit-learn's rule
         (float32 input trains in float32, any other in float64); "float32" trains faster on

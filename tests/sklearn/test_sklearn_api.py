@@ -214,6 +214,14 @@ def test_partial_fit_equals_fit_epoch_by_epoch_for_sgd_without_shuffling(iris):
     np.testing.assert_allclose(part.loss_curve_, full.loss_curve_, rtol=1e-12)
 
 
+def test_partial_fit_ignores_early_stopping_as_scikit_learn_does(iris):
+    X, y = iris
+    clf = MLPClassifier((8,), early_stopping=True, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert clf.n_iter_ == 3 and clf.validation_scores_ == [] and clf.best_loss_ is None
+
+
 def test_warm_start_continues_from_the_weights(iris):
     X, y = iris
     clf = MLPClassifier((8,), max_iter=5, warm_start=True, random_state=0).fit(X, y)
