@@ -354,3 +354,15 @@ def test_large_batch_size_is_clipped_with_a_warning(iris):
     X, y = iris
     with pytest.warns(UserWarning, match="batch_size=1000 larger than the 150 training samples"):
         MLPClassifier((4,), batch_size=1000, max_iter=2, random_state=0).fit(X, y)
+
+
+def test_sparse_input_is_densified_and_a_huge_one_refused(iris):
+    import scipy.sparse as sp
+
+    X, y = iris
+    dense = MLPClassifier((8,), max_iter=5, random_state=0).fit(X, y)
+    sparse = MLPClassifier((8,), max_iter=5, random_state=0).fit(sp.csr_matrix(X), y)
+    np.testing.assert_array_equal(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X))
+    huge = sp.csr_matrix(([1.0, 2.0], ([0, 99_999], [0, 9_999])), shape=(100_000, 10_000))  # 8 GB dense
+    with pytest.raises(ValueError, match="sparse X of shape \\(100000, 10000\\) would take 7.5 GB"):
+        MLPRegressor().fit(huge, np.zeros(100_000))
