@@ -176,6 +176,8 @@ def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plot
 
 def _run_trials(result, setup, study, client, workers, n_trials, timeout, progress, slots, standby, scope) -> None:
     """Run the trials here (one worker) or here and in the standby processes; records interruption on ``result``."""
+    from bpexp.tracking.liveness import Heartbeat
+
     sw = setup.sweep
     deadline = time.time() + timeout if timeout else None
     # As many workers as cores: no core is left for metric-writer helpers (see bpexp.tracking.writer).
@@ -183,12 +185,18 @@ def _run_trials(result, setup, study, client, workers, n_trials, timeout, progre
     specs = [WorkerSpec(setup, i, worker_seed(sw.config.sampler.seed, result.first_new_trial, i), deadline,
                         inline_metrics=inline) for i in range(workers)]
     bar = Progress(study, n_trials, result.first_new_trial, setup.metric, enabled=progress, desc=sw.study_name)
+    parent_alive = Heartbeat(client, result.parent_run_id)  # the parent run's heartbeat (bpexp.tracking.liveness)
+
+    def tick() -> None:
+        bar.update(slots.finished)
+        parent_alive.beat()
+
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         if workers == 1:
-            result.interrupted = not run_worker(specs[0], slots, on_trial_end=lambda: bar.update(slots.finished))
+            result.interrupted = not run_worker(specs[0], slots, on_trial_end=tick)
         else:
-            result.interrupted = _run_processes(specs, standby, slots, bar, study, client, setup, result.notes,
+            result.interrupted = _run_processes(specs, standby, slots, tick, study, client, setup, result.notes,
                                                 scope)
     except KeyboardInterrupt:
         result.interrupted = True
@@ -231,9 +239,11 @@ def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direct
                 dataset) -> str:
     """The study's MLflow parent run: created once, reused on every resume and by every machine."""
     import yaml
+    from mlflow.entities import RunTag
     from mlflow.exceptions import MlflowException
 
     from bpexp._version import __version__
+    from bpexp.tracking.liveness import identity_tags
     from bpexp.tracking.run import log_dataset_input
 
     storage = study._storage
@@ -251,9 +261,10 @@ def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direct
         if run is not None and run.info.lifecycle_stage == "active":
             if run.info.status != "RUNNING":
                 client.update_run(run_id, status="RUNNING")
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in identity_tags().items()])  # this process now
             return run_id
     tags = {"bpexp.study": sw.study_name, "bpexp.role": "sweep", "bpexp.version": __version__,
-            "bpexp.storage": describe(storage_url)}
+            "bpexp.storage": describe(storage_url), **identity_tags()}
     if sw.source is not None:
         tags["mlflow.source.name"] = str(sw.source)
     run = client.create_run(experiment_id, run_name=sw.study_name, tags=tags)
@@ -285,7 +296,7 @@ def _log_sweep_params(client, run_id: str, sw: Sweep, metric: str, direction: st
 
 
 # ------------------------------------------------------------------------------ worker processes
-def _run_processes(specs, standby, slots, bar, study, client, setup, notes, scope) -> bool:
+def _run_processes(specs, standby, slots, tick, study, client, setup, notes, scope) -> bool:
     """Run ``specs[0]`` here and one spawned process per other spec; True if interrupted.
 
     The coordinator is a worker too (it would otherwise sit idle on a core it
@@ -301,7 +312,7 @@ def _run_processes(specs, standby, slots, bar, study, client, setup, notes, scop
     reaped: set[int] = set()
 
     def watch() -> None:
-        bar.update(slots.finished)
+        tick()
         _reap(procs, reaped, host, study, client, setup, notes)
 
     interrupted = False
