@@ -28,9 +28,9 @@ from bpexp.errors import InvalidInputError
 from bpexp.train.loop import limit_blas_threads
 from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_trial_run, trial_tags
 from bpexp.tuning.progress import Progress
-from bpexp.tuning.result import SweepInterrupted, SweepResult
+from bpexp.tuning.result import NoTrialCompleted, SweepInterrupted, SweepResult, no_completed_trial
 from bpexp.tuning.space import make_sampler, worker_seed
-from bpexp.tuning.storage import default_storage, describe, open_storage
+from bpexp.tuning.storage import RetryDeadWorkerTrials, default_storage, describe, open_storage
 from bpexp.tuning.worker import (
     EXIT_INTERRUPTED,
     Slots,
@@ -147,8 +147,9 @@ def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plot
     storage_url = _storage_location(storage, study_cfg.storage, project)
     scope.check()  # Ctrl-C while the data loaded: nothing was created yet
     quiet_optuna()
+    retry = RetryDeadWorkerTrials(study_cfg.retry_failed, slots) if study_cfg.retry_failed else None
     opened = open_storage(storage_url, heartbeat_interval=study_cfg.heartbeat_interval,
-                          grace_period=study_cfg.grace_period)
+                          grace_period=study_cfg.grace_period, stale_trial_callback=retry)
     uri = resolve_tracking_uri(tracking_uri, project)
     client = connect(uri)
     if workers == 1:
@@ -171,6 +172,8 @@ def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plot
     _finish(result, study, client, setup, plots=plots, scope=scope)
     if result.interrupted:
         raise SweepInterrupted(result)
+    if result.failure is not None:
+        raise NoTrialCompleted(result.failure, result)
     return result
 
 
@@ -393,8 +396,11 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
             if run is not None:
                 storage.set_trial_user_attr(trial._trial_id, RUN_ID_ATTR, run.info.run_id)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+            if retry is not None:  # study.retry_failed: as for a trial failed by the heartbeat check
+                retry(study, storage.get_trial(trial._trial_id))
         except UpdateFinishedTrialError:
-            pass  # a heartbeat check failed it first
+            pass  # a heartbeat check failed it first (and called the retry callback)
         failed.append(trial.number)
         if run is not None and run.info.status == "RUNNING":
             tags = {**trial_tags(setup.study_name, trial.number, "FAIL"), "bpexp.error": reason}
@@ -430,4 +436,9 @@ def _finish(result: SweepResult, study, client, setup, *, plots: bool, scope) ->
     if plots and not (result.interrupted or scope.signalled is not None):
         result.plots, result.skipped_plots = report.log_study_plots(study, client, result.parent_run_id)
     result.interrupted = result.interrupted or scope.signalled is not None
-    client.set_terminated(result.parent_run_id, status="KILLED" if result.interrupted else "FINISHED")
+    status = "KILLED" if result.interrupted else "FINISHED"
+    result.failure = None if result.interrupted else no_completed_trial(result, client)
+    if result.failure is not None:
+        status = "FAILED"
+        client.set_tag(result.parent_run_id, "bpexp.error", result.failure)
+    client.set_terminated(result.parent_run_id, status=status)

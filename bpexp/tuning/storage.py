@@ -72,8 +72,12 @@ def describe(storage: str) -> str:
         return storage
 
 
-def open_storage(storage: str, *, heartbeat_interval: int = 2, grace_period: int | None = None):
+def open_storage(storage: str, *, heartbeat_interval: int = 2, grace_period: int | None = None,
+                 stale_trial_callback=None):
     """An Optuna storage for ``storage`` (a database URL or a journal file path) with heartbeats on.
+
+    ``stale_trial_callback(study, trial)`` is called for each trial failed for a
+    stale heartbeat (e.g. :class:`RetryDeadWorkerTrials`).
 
     Raises
     ------
@@ -83,11 +87,11 @@ def open_storage(storage: str, *, heartbeat_interval: int = 2, grace_period: int
     """
     grace_period = grace_period or 5 * heartbeat_interval
     if is_database_url(storage):
-        return _open_rdb(normalize_url(storage), heartbeat_interval, grace_period)
-    return _open_journal(storage, heartbeat_interval, grace_period)
+        return _open_rdb(normalize_url(storage), heartbeat_interval, grace_period, stale_trial_callback)
+    return _open_journal(storage, heartbeat_interval, grace_period, stale_trial_callback)
 
 
-def _open_journal(path: str, heartbeat_interval: int, grace_period: int):
+def _open_journal(path: str, heartbeat_interval: int, grace_period: int, callback=None):
     file = Path(path).expanduser()
     if not file.parent.is_dir():
         raise StorageUnavailableError(f"cannot use the Optuna journal file {path}: "
@@ -98,7 +102,7 @@ def _open_journal(path: str, heartbeat_interval: int, grace_period: int):
         lock = FlockLock(str(file))
         backend = JournalFileBackend(str(file), lock_obj=lock)
         check_journal(str(file), lock)
-        return HeartbeatJournalStorage(backend, heartbeat_interval, grace_period)
+        return HeartbeatJournalStorage(backend, heartbeat_interval, grace_period, callback)
     except ValueError as exc:  # Optuna's replay met a line that is not a record (json's error is a ValueError)
         found = bad_line(str(file))
         if found is None:
@@ -111,7 +115,7 @@ def _open_journal(path: str, heartbeat_interval: int, grace_period: int):
         raise StorageUnavailableError(f"cannot use the Optuna journal file {path}: {exc}") from None
 
 
-def _open_rdb(url: str, heartbeat_interval: int, grace_period: int):
+def _open_rdb(url: str, heartbeat_interval: int, grace_period: int, callback=None):
     shown = describe(url)
     engine_kwargs = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
@@ -122,7 +126,8 @@ def _open_rdb(url: str, heartbeat_interval: int, grace_period: int):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since 2.x
                     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                      heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+                                                      heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                                      heartbeat_stale_trial_callback=callback)
             except Exception as exc:
                 # Machines starting together on an empty database race to create Optuna's tables:
                 # the loser gets a unique/duplicate-table violation; the tables exist once the winner is done.
@@ -338,3 +343,29 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 def worker_label() -> str:
     """``host:pid``: who runs a trial (stored on the trial, used to fail a dead worker's trials)."""
     return f"{os.uname().nodename}:{os.getpid()}"
+
+
+class RetryDeadWorkerTrials:
+    """Run a trial whose worker died again, with the same params, up to ``max_retry`` times.
+
+    Optuna's :class:`~optuna.storages.RetryFailedTrialCallback` semantics (system
+    attributes ``failed_trial`` and ``retry_history``, so its static methods read
+    them), called for trials failed as stale or as a dead worker's. Unlike it, the
+    copy leaves out the dead worker's user attributes (its worker, its MLflow run)
+    and heartbeat, and gives the sweep's invocation one more trial slot, so the
+    retry runs now rather than on the next resume.
+    """
+
+    def __init__(self, max_retry: int, slots=None):
+        self.max_retry, self.slots = max_retry, slots
+
+    def __call__(self, study, trial) -> None:
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if len(history) > self.max_retry:
+            return
+        system_attrs = {"failed_trial": trial.system_attrs.get("failed_trial", trial.number),
+                        "retry_history": history}
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=trial.params,
+                                                  distributions=trial.distributions, system_attrs=system_attrs))
+        if self.slots is not None:
+            self.slots.give_back()

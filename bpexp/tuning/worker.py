@@ -56,6 +56,12 @@ class Slots:
             self._started.value += 1
             return True
 
+    def give_back(self) -> None:
+        """One more trial to start (a retried trial replaces one that failed)."""
+        with self._left.get_lock():
+            if self._left.value >= 0:
+                self._left.value += 1
+
     def done(self) -> None:
         with self._finished.get_lock():
             self._finished.value += 1
@@ -106,13 +112,14 @@ def _run_worker(spec: WorkerSpec, slots: Slots, on_trial_end, scope) -> bool:
     from bpexp.tracking.writer import inline_writes
     from bpexp.tuning.objective import Objective
     from bpexp.tuning.space import make_pruner, make_sampler
-    from bpexp.tuning.storage import open_storage, worker_label
+    from bpexp.tuning.storage import RetryDeadWorkerTrials, open_storage, worker_label
 
     setup = spec.setup
     study_cfg = setup.sweep.config.study
     quiet_optuna()
+    retry = RetryDeadWorkerTrials(study_cfg.retry_failed, slots) if study_cfg.retry_failed else None
     storage = open_storage(setup.storage, heartbeat_interval=study_cfg.heartbeat_interval,
-                           grace_period=study_cfg.grace_period)
+                           grace_period=study_cfg.grace_period, stale_trial_callback=retry)
     sampler = make_sampler(setup.sweep.config.sampler, spec.seed)
     study = optuna.load_study(study_name=setup.study_name, storage=storage, sampler=sampler,
                               pruner=make_pruner(setup.sweep))
