@@ -209,7 +209,7 @@ def run(
     experiment: str | None = None,
     callbacks: list[Callback] | tuple = (),
     progress: bool = True,
-    live: bool = False,
+    live: Callable[..., Callback] | None = None,
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
     log_model: str | None = "pyfunc",
@@ -235,8 +235,9 @@ def run(
         Extra callbacks (e.g. a pruning callback), after the MLflow logger.
     progress : bool
         Show a tqdm progress bar.
-    live : bool
-        Show a live learning-curve plot in a notebook.
+    live : callable, optional
+        ``live(title=run_name) -> Callback``: a live view with its own progress bar
+        (``bpexp.run(..., live=True)`` passes :class:`bpexp.widgets.LiveCurves`).
     parent_run_id : str, optional
         Make the run a child of this run (sweep trials).
     log_model : {"pyfunc", "folder", None}
@@ -314,9 +315,7 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
         if progress and not live:  # the live view has its own progress bar
             all_callbacks.append(ProgressBar(desc=tracked.run_name))
         if live:
-            from bpexp.widgets.live import LiveCurves
-
-            all_callbacks.append(LiveCurves(title=tracked.run_name))
+            all_callbacks.append(live(title=tracked.run_name))
         all_callbacks.extend([*callbacks, signals.InterruptCheck()])  # last: every callback saw the epoch
         history = fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val),
                       callbacks=all_callbacks, **fit_options(cfg))
@@ -345,7 +344,7 @@ def _end(tracked, status: str, why: str) -> str | None:
 
 def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, final_tags) -> RunResult:
     """After training: summary metrics, plots, the model."""
-    from bpexp import evaluate
+    from bpexp.metrics import evaluate
 
     val = {f"final_val_{k}": v for k, v in evaluate(model, parts.X_val, parts.y_val).items()}
     test = {}

@@ -205,3 +205,11 @@ def _get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def quiet_mlflow_logs() -> None:
+    """MLflow and alembic announce every table migration at INFO; keep the terminal for bpexp."""
+    import logging
+
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -170,7 +170,7 @@ def worker_main(conn, slots: Slots) -> None:
 def _worker_main(conn, slots: Slots) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
-        from bpexp.cli.common import quiet_mlflow_logs
+        from bpexp.tracking.store import quiet_mlflow_logs
 
         quiet_mlflow_logs()
         limit_blas_threads(1)
