@@ -8,16 +8,24 @@ Optuna and widgets are imported lazily by the parts that use them, so
 from bpexp._version import __version__
 from bpexp.data import Dataset, load_dataset, split
 from bpexp.errors import BpexpError, InvalidInputError, ModelFormatError, TrainingDivergedError
-from bpexp.metrics import head_metrics
+from bpexp.metrics import evaluate
 from bpexp.nn import MLP, SGD, Adam, AdamW, RMSprop, gradcheck
 from bpexp.nn.serialization import load_model_folder
 from bpexp.train import Callback, EarlyStopping, History, LambdaCallback, ProgressBar, fit
 
 
-def run(config, **kwargs):
-    """Run one tracked experiment (see :func:`bpexp.runner.run`); MLflow is imported on first use."""
+def run(config, *, live: bool = False, **kwargs):
+    """Run one tracked experiment (see :func:`bpexp.runner.run`); MLflow is imported on first use.
+
+    ``live=True`` shows a live learning-curve plot in a notebook (:class:`bpexp.widgets.LiveCurves`,
+    which has its own progress bar).
+    """
     from bpexp.runner import run as _run
 
+    if live:  # the runner sits below the widgets: the view is handed to it from here
+        from bpexp.widgets.live import LiveCurves
+
+        kwargs["live"] = LiveCurves
     return _run(config, **kwargs)
 
 
@@ -59,20 +67,6 @@ def load_model(source, *, tracking_uri: str | None = None) -> MLP:
     from bpexp.export.loading import load_model as _load
 
     return _load(source, tracking_uri=tracking_uri)
-
-
-def evaluate(model: MLP, X, y) -> dict[str, float]:
-    """The model's loss and task metrics on raw ``X`` and ``y``.
-
-    Classification: ``loss``, ``accuracy``, ``f1`` (macro), ``log_loss``;
-    regression: ``loss``, ``r2``, ``mse``, ``mae`` (metrics in the targets' units; the
-    loss on standardized targets when the model standardizes).
-    """
-    Xp = model._preprocess(model.check_X(X))
-    yp = model.encode_targets(y)
-    loss, outputs = model._loss_and_outputs(Xp, yp)
-    metrics = head_metrics(model.task, model.n_outputs, model.decode_values(yp), model.decode_values(outputs))
-    return {"loss": loss, **metrics}
 
 
 __all__ = [

@@ -130,3 +130,17 @@ def head_metrics(task: str, n_outputs: int, y_encoded: np.ndarray, outputs: np.n
     n_classes = proba.shape[1]
     return {"accuracy": accuracy(y_idx, pred), "f1": f1_macro(y_idx, pred, n_classes),
             "log_loss": log_loss(y_idx, proba)}
+
+
+def evaluate(model, X, y) -> dict[str, float]:
+    """The model's loss and task metrics on raw ``X`` and ``y``.
+
+    Classification: ``loss``, ``accuracy``, ``f1`` (macro), ``log_loss``;
+    regression: ``loss``, ``r2``, ``mse``, ``mae`` (metrics in the targets' units; the
+    loss on standardized targets when the model standardizes).
+    """
+    Xp = model._preprocess(model.check_X(X))
+    yp = model.encode_targets(y)
+    loss, outputs = model._loss_and_outputs(Xp, yp)
+    metrics = head_metrics(model.task, model.n_outputs, model.decode_values(yp), model.decode_values(outputs))
+    return {"loss": loss, **metrics}

@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,19 +21,31 @@ from typing import Any
 
 import numpy as np
 
+from bpexp import signals
 from bpexp._version import __version__
 from bpexp.config import ExperimentConfig, load_experiment
 from bpexp.config.experiment import TABLE_SUFFIXES
 from bpexp.data import Dataset, Split, load_dataset, split
 from bpexp.nn import MLP, SGD, Adam, AdamW, RMSprop, get_schedule
 from bpexp.nn.tabular import TabularEncoder
+from bpexp.signals import Interrupted
 from bpexp.train import Callback, EarlyStopping, History, ProgressBar, fit
 
 
-class TerminatedBySignal(KeyboardInterrupt):
-    """SIGTERM arrived: handled like Ctrl-C (the run ends KILLED), exit code 143."""
+class RunInterrupted(Interrupted):
+    """SIGINT/SIGTERM ended a run (KILLED in the store, metrics flushed first).
 
-    exit_code = 143
+    Attributes
+    ----------
+    run_id, tracking_uri : str
+        The run, for reading its end state back.
+    end_error : str or None
+        Why ending the run did not go cleanly (e.g. metrics the store refused).
+    """
+
+    def __init__(self, signum: int, run_id: str, tracking_uri: str, end_error: str | None = None):
+        super().__init__(signum)
+        self.run_id, self.tracking_uri, self.end_error = run_id, tracking_uri, end_error
 
 
 @dataclass
@@ -199,7 +210,7 @@ def run(
     experiment: str | None = None,
     callbacks: list[Callback] | tuple = (),
     progress: bool = True,
-    live: bool = False,
+    live: Callable[..., Callback] | None = None,
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
     log_model: str | None = "pyfunc",
@@ -225,8 +236,9 @@ def run(
         Extra callbacks (e.g. a pruning callback), after the MLflow logger.
     progress : bool
         Show a tqdm progress bar.
-    live : bool
-        Show a live learning-curve plot in a notebook.
+    live : callable, optional
+        ``live(title=run_name) -> Callback``: a live view with its own progress bar
+        (``bpexp.run(..., live=True)`` passes :class:`bpexp.widgets.LiveCurves`).
     parent_run_id : str, optional
         Make the run a child of this run (sweep trials).
     log_model : {"pyfunc", "folder", None}
@@ -255,6 +267,13 @@ def run(
     TrackingUnavailableError
         The store cannot be reached (the message names its URI).
     """
+    with signals.scope(redeliver=True):  # a notebook's Ctrl-C is recorded, acted on between epochs
+        return _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model,
+                    log_plots, log_inputs, final_tags, wait_for_metrics, overrides, kwargs)
+
+
+def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model, log_plots,
+         log_inputs, final_tags, wait_for_metrics, overrides, kwargs) -> RunResult:
     from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, get_writer
     from bpexp.tracking.store import project_dir, resolve_tracking_uri
 
@@ -269,10 +288,7 @@ def run(
     if encoder is not None and progress:
         print(f"{dataset.name}: {dataset.roles.describe()} -> {encoder.n_features_out} inputs", file=sys.stderr)
     model = build_model(cfg, dataset, encoder)
-    options = fit_options(cfg)
-    experiment_name = experiment or cfg.tracking.experiment or "bpexp"
-    experiment_id = get_or_create_experiment(client, experiment_name, uri)
-
+    experiment_id = get_or_create_experiment(client, experiment or cfg.tracking.experiment or "bpexp", uri)
     run_tags = {
         "bpexp.version": __version__,
         "bpexp.dataset": dataset.name,
@@ -285,41 +301,51 @@ def run(
     }
     if config_path is not None:
         run_tags["mlflow.source.name"] = str(Path(config_path))
+    signals.check()  # a signal during setup: stop before a run exists
     tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
                          parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
     try:
-        with _sigterm_as_interrupt():
-            tracked.log_params({**cfg.flat(), **_feature_params(dataset, encoder)})
-            if log_inputs:
-                tracked.log_dataset(dataset)
-                tracked.log_text(_yaml(cfg), "config.yaml")
-                if encoder is not None:
-                    tracked.log_text(json.dumps(encoder.schema(), indent=1), FEATURES_ARTIFACT)
-            all_callbacks = [tracked.callback(), *training_callbacks(cfg)]
-            if progress and not live:  # the live view has its own progress bar
-                all_callbacks.append(ProgressBar(desc=tracked.run_name))
-            if live:
-                from bpexp.widgets.live import LiveCurves
-
-                all_callbacks.append(LiveCurves(title=tracked.run_name))
-            all_callbacks.extend(callbacks)
-            history = fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val),
-                          callbacks=all_callbacks, **options)
-            result = _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, final_tags)
+        signals.check()
+        tracked.log_params({**cfg.flat(), **_feature_params(dataset, encoder)})
+        if log_inputs:
+            tracked.log_dataset(dataset)
+            tracked.log_text(_yaml(cfg), "config.yaml")
+            if encoder is not None:
+                tracked.log_text(json.dumps(encoder.schema(), indent=1), FEATURES_ARTIFACT)
+        all_callbacks = [tracked.callback(), *training_callbacks(cfg)]
+        if progress and not live:  # the live view has its own progress bar
+            all_callbacks.append(ProgressBar(desc=tracked.run_name))
+        if live:
+            all_callbacks.append(live(title=tracked.run_name))
+        all_callbacks.extend([*callbacks, signals.InterruptCheck()])  # last: every callback saw the epoch
+        history = fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val),
+                      callbacks=all_callbacks, **fit_options(cfg))
+        result = _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, final_tags)
     except KeyboardInterrupt as exc:
-        why = "terminated by SIGTERM" if isinstance(exc, TerminatedBySignal) else "interrupted (Ctrl-C)"
-        tracked.end("KILLED", why)
-        raise
+        signum = getattr(exc, "signum", signal.SIGINT)
+        raise RunInterrupted(signum, tracked.run_id, uri, _end(tracked, "KILLED", signals.describe(signum))) \
+            from None
     except BaseException as exc:
-        tracked.end("FAILED", f"{type(exc).__name__}: {exc}")
+        problem = _end(tracked, "FAILED", f"{type(exc).__name__}: {exc}")
+        if problem:
+            print(f"bpexp: {problem}", file=sys.stderr)
         raise
     tracked.end("FINISHED")
     return result
 
 
+def _end(tracked, status: str, why: str) -> str | None:
+    """End the run ``status`` after an error; returns what went wrong ending it (never raises over the error)."""
+    try:
+        tracked.end(status, why)
+    except Exception as exc:  # noqa: BLE001 - the error that ended the run is the one to raise
+        return f"ending run {tracked.run_id} {status}: {type(exc).__name__}: {str(exc)[:300]}"
+    return None
+
+
 def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, final_tags) -> RunResult:
     """After training: summary metrics, plots, the model."""
-    from bpexp import evaluate
+    from bpexp.metrics import evaluate
 
     val = {f"final_val_{k}": v for k, v in evaluate(model, parts.X_val, parts.y_val).items()}
     test = {}
@@ -334,9 +360,11 @@ def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, 
     if final_tags is not None:
         stop_tags.update(final_tags(history))
     tracked.log_summary(summary, stop_tags, step=len(history))
+    signals.check()  # Ctrl-C after training: skip the plots and the model, end the run KILLED
     if log_plots:
         _log_plots(tracked, dataset, parts, model, history)
     model_uri = None
+    signals.check()
     if log_model is not None:
         from bpexp.tracking.model import input_example
 
@@ -397,22 +425,3 @@ def _yaml(cfg: ExperimentConfig) -> str:
     import yaml
 
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-
-
-class _sigterm_as_interrupt:
-    """Within the block, SIGTERM raises :class:`TerminatedBySignal` (main thread only)."""
-
-    def __enter__(self):
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise TerminatedBySignal()
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-        return False

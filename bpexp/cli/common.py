@@ -6,15 +6,9 @@ import sys
 
 import click
 
+from bpexp.tracking.store import quiet_mlflow_logs  # noqa: F401 - the commands' import of it
+
 TRACKING_URI_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlruns/mlflow.db)"
-
-
-def quiet_mlflow_logs() -> None:
-    """MLflow and alembic announce every table migration at INFO; keep the terminal for bpexp."""
-    import logging
-
-    for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -19,9 +19,18 @@ from bpexp.cli.common import TRACKING_URI_HELP, fail, quiet_mlflow_logs
 def train(config: str, sets: tuple[str, ...], tracking_uri: str | None, experiment: str | None,
           no_progress: bool) -> None:
     """Train the experiment CONFIG (a YAML file) as one MLflow run."""
+    from bpexp import signals
+
+    with signals.scope():  # Ctrl-C/SIGTERM are recorded; training stops after the current epoch
+        _train(config, sets, tracking_uri, experiment, no_progress)
+
+
+def _train(config, sets, tracking_uri, experiment, no_progress) -> None:
     from bpexp.config import ConfigError, load_experiment, parse_overrides
     from bpexp.errors import BpexpError
-    from bpexp.runner import TerminatedBySignal, run
+    from bpexp.runner import RunInterrupted, run
+    from bpexp.signals import Interrupted
+    from bpexp.tracking.writer import close_all
 
     try:
         overrides = parse_overrides(sets)
@@ -32,16 +41,35 @@ def train(config: str, sets: tuple[str, ...], tracking_uri: str | None, experime
     try:
         result = run(config, tracking_uri=tracking_uri, experiment=experiment, overrides=overrides,
                      progress=not no_progress)
-    except TerminatedBySignal:
-        fail("terminated (SIGTERM): the run ended KILLED with its metrics saved", 143)
+    except RunInterrupted as exc:
+        close_all()  # inside the signal scope: a further Ctrl-C cannot cut the writer's shutdown short
+        fail(_interrupted_line(exc), exc.exit_code)
+    except Interrupted as exc:
+        fail(f"{exc}: stopped before a run was created", exc.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted: the run ended KILLED with its metrics saved", 130)
+        fail("interrupted before a run was created", 130)
     except BpexpError as exc:
         fail(f"{exc}", 1)
+    close_all()
     click.echo(f"run {result.run_id} finished: {result.summary()}")
     if result.model_uri:
         click.echo(f"model: {result.model_uri}")
     _where_to_look(result.tracking_uri, result.experiment_id, result.run_id)
+
+
+def _interrupted_line(exc) -> str:
+    """What the store says about an interrupted run (read back, not assumed)."""
+    from bpexp.tracking import connect
+
+    what = "terminated (SIGTERM)" if exc.exit_code == 143 else "interrupted"
+    try:
+        status = connect(exc.tracking_uri).get_run(exc.run_id).info.status
+    except Exception as err:  # noqa: BLE001 - say what is known
+        return f"{what}: could not read run {exc.run_id} back from the store ({type(err).__name__}: {err})"
+    if status == "KILLED" and not exc.end_error:
+        return f"{what}: the run ended KILLED with its metrics saved (run {exc.run_id})"
+    problem = f": {exc.end_error}" if exc.end_error else ""
+    return f"{what}: the store records run {exc.run_id} as {status}{problem}"
 
 
 def _where_to_look(tracking_uri: str, experiment_id: str, run_id: str) -> None:

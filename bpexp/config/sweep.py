@@ -202,6 +202,8 @@ class StudyConfig(_Section):
     heartbeat_interval: PositiveInt = Field(2, description="seconds between a running trial's heartbeats")
     grace_period: PositiveInt | None = Field(None, description="seconds without heartbeat before a trial is failed "
                                                                "(default 5 x heartbeat_interval)")
+    retry_failed: int = Field(0, ge=0, description="times a trial whose worker died is run again with the same "
+                                                   "params (Optuna's RetryFailedTrialCallback); 0: never")
 
     @model_validator(mode="after")
     def _check(self):

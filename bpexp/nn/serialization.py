@@ -89,7 +89,7 @@ def model_from_spec(spec: dict, encoder: TabularEncoder | None = None):
 
 def save_model(model, path) -> Path:
     """Write ``model`` to the folder ``path`` (created if needed) and return it."""
-    from bpexp import __version__
+    from bpexp._version import __version__
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import time
 import warnings
 from typing import Any
 
+from bpexp.tracking.liveness import Heartbeat, identity_tags
 from bpexp.tracking.writer import get_writer
 from bpexp.train.callbacks import Callback
 
@@ -54,7 +55,7 @@ class TrackedRun:
                  wait_for_metrics: bool = True):
         self.client, self.tracking_uri, self.experiment_id = client, tracking_uri, experiment_id
         self.wait_for_metrics = wait_for_metrics
-        tags = dict(tags or {})
+        tags = {**(tags or {}), **identity_tags()}  # who runs it, so a dead run can be told from a live one
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = client.create_run(experiment_id, run_name=run_name, tags=tags)
@@ -62,6 +63,7 @@ class TrackedRun:
         self.run_name = run.info.run_name
         self.artifact_uri = run.info.artifact_uri
         self._writer = get_writer(tracking_uri)
+        self._heartbeat = Heartbeat(client, self.run_id)
 
     # -------------------------------------------------------------- params, tags, inputs
     def log_params(self, params: dict[str, Any]) -> None:
@@ -88,6 +90,7 @@ class TrackedRun:
                    if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
         if metrics:
             self._writer.log(self.run_id, metrics)
+        self._heartbeat.beat()
 
     def flush(self) -> None:
         """Block until every queued metric is in the store."""

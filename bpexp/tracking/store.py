@@ -102,8 +102,25 @@ def connect(tracking_uri: str):
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
         raise TrackingUnavailableError(f"cannot use the MLflow tracking store {tracking_uri}: {exc}") from None
+    if tracking_uri not in _checked:
+        _end_dead_runs(client)
     _checked[tracking_uri] = time.monotonic()
     return client
+
+
+def _end_dead_runs(client) -> None:
+    """Once per process and store: runs left RUNNING by a killed process end KILLED (see bpexp.tracking.liveness)."""
+    import sys
+
+    from bpexp.tracking.liveness import end_dead_runs
+
+    try:
+        ended = end_dead_runs(client)
+    except Exception as exc:  # noqa: BLE001 - housekeeping; the command goes on
+        print(f"bpexp: could not check for runs left RUNNING by dead processes: {exc}", file=sys.stderr)
+        return
+    for run_id in ended:
+        print(f"bpexp: run {run_id} was left RUNNING by a process that is gone; marked it KILLED", file=sys.stderr)
 
 
 #: When each tracking URI last answered :func:`connect`'s check.
@@ -198,3 +215,11 @@ def _get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def quiet_mlflow_logs() -> None:
+    """MLflow and alembic announce every table migration at INFO; keep the terminal for bpexp."""
+    import logging
+
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -46,6 +46,7 @@ import time
 from collections import defaultdict
 
 from bpexp.redaction import redact
+from bpexp.signals import shielded
 
 SEND_INTERVAL = 0.02  # seconds the trainer collects metrics before handing them to the queue
 WRITE_INTERVAL = 0.25  # seconds between the helper's writes while metrics trickle in
@@ -134,7 +135,7 @@ class MetricWriter:
 
     def _send(self) -> None:
         """Hand what accumulated to the queue (with the lock held)."""
-        with _signals_deferred():
+        with shielded():
             for run_id, metrics in self._outgoing.items():
                 if metrics:
                     self._inbox.put(("metrics", run_id, metrics))
@@ -149,12 +150,12 @@ class MetricWriter:
         """
         if not any(self._segments[-1][1].values()):
             if urgent and self._acked < self._token:  # an earlier checkpoint is still unconfirmed
-                with _signals_deferred():
+                with shielded():
                     self._inbox.put(("flush", self._token))
             return
         self._send()
         self._token += 1
-        with _signals_deferred():
+        with shielded():
             self._inbox.put(("flush" if urgent else "mark", self._token))
         self._segments[-1] = (self._token, self._segments[-1][1])
         self._segments.append((None, defaultdict(list)))
@@ -166,7 +167,7 @@ class MetricWriter:
             if wait_for is not None and self._acked >= wait_for:
                 break
             try:
-                with _signals_deferred():  # Ctrl-C waits at most one get (0.2 s)
+                with shielded():  # Ctrl-C waits at most one get (0.2 s)
                     kind, token, errors = self._outbox.get(timeout=0.2) if wait_for is not None \
                         else self._outbox.get_nowait()
             except queue.Empty:
@@ -201,41 +202,6 @@ class MetricWriter:
                 self._proc.join(timeout=30)
             if self._proc.is_alive():
                 self._proc.terminate()
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Hold SIGINT/SIGTERM back (main thread) while a queue operation or a store write is under way.
-
-    ``multiprocessing.Queue`` is not safe against an exception raised mid-``put``
-    or mid-``get``: a Ctrl-C there can leave its feeder thread asleep with
-    messages in its buffer, and the next flush then waits forever; a write cut
-    in half leaves a store transaction to roll back. A signal that arrives
-    meanwhile is only noted, and raised again right after the block, for the
-    handler that was in place before.
-
-    (Blocking the signals with ``pthread_sigmask`` is not enough: the kernel then
-    delivers them to another thread, such as Optuna's heartbeat thread, and
-    Python still runs the handler in the main thread - *seen* as a
-    ``KeyboardInterrupt`` inside SQLite's ``executemany``.)
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    noted: list[int] = []
-
-    def note(signum, frame):
-        if signum not in noted:
-            noted.append(signum)
-
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        for signum in noted:
-            signal.raise_signal(signum)
 
 
 class InlineWriter:
@@ -278,7 +244,7 @@ class InlineWriter:
             raise TrackingWriteError(f"could not write metrics to {self.tracking_uri}: " + "; ".join(errors))
 
     def _write(self) -> None:
-        with _signals_deferred():
+        with shielded():
             if any(self._pending.values()):
                 self._errors += _write_all(self._client, self._pending)
             self._pending = defaultdict(list)

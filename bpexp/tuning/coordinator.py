@@ -22,15 +22,16 @@ from typing import Any
 
 import optuna
 
+from bpexp import signals
 from bpexp.config.sweep import Sweep, check_objective_metric, load_sweep
 from bpexp.errors import InvalidInputError
 from bpexp.redaction import redact
 from bpexp.train.loop import limit_blas_threads
 from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_trial_run, trial_tags
 from bpexp.tuning.progress import Progress
-from bpexp.tuning.result import SweepInterrupted, SweepResult
+from bpexp.tuning.result import NoTrialCompleted, SweepInterrupted, SweepResult, no_completed_trial
 from bpexp.tuning.space import make_sampler, worker_seed
-from bpexp.tuning.storage import default_storage, describe, open_storage
+from bpexp.tuning.storage import RetryDeadWorkerTrials, default_storage, describe, open_storage
 from bpexp.tuning.worker import (
     EXIT_INTERRUPTED,
     Slots,
@@ -118,16 +119,19 @@ def sweep(
     make_sampler(sw.config.sampler, 0)  # e.g. gp without PyTorch: fail before anything is created
     slots = Slots(n_trials)
     standby = Standby(workers - 1, slots) if workers > 1 else None  # they import while we set up
-    try:
-        return _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plots, enqueue, slots,
-                      standby)
-    finally:
-        if standby is not None:
-            standby.cancel()
+    # Signals are only recorded from here on (bpexp.signals): setup checks them between its steps,
+    # and no journal append or store write is cut in half.
+    with signals.scope() as scope:
+        try:
+            return _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plots, enqueue, slots,
+                          standby, scope)
+        finally:
+            if standby is not None:
+                standby.cancel()
 
 
 def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plots, enqueue, slots,
-           standby) -> SweepResult:
+           standby, scope) -> SweepResult:
     from bpexp.runner import load_data
     from bpexp.tracking import connect, get_or_create_experiment, get_writer
     from bpexp.tracking.queries import higher_is_better
@@ -142,77 +146,67 @@ def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plot
         direction = "maximize" if higher_is_better(metric) else "minimize"
 
     storage_url = _storage_location(storage, study_cfg.storage, project)
+    scope.check()  # Ctrl-C while the data loaded: nothing was created yet
     quiet_optuna()
+    retry = RetryDeadWorkerTrials(study_cfg.retry_failed, slots) if study_cfg.retry_failed else None
     opened = open_storage(storage_url, heartbeat_interval=study_cfg.heartbeat_interval,
-                          grace_period=study_cfg.grace_period)
+                          grace_period=study_cfg.grace_period, stale_trial_callback=retry)
     uri = resolve_tracking_uri(tracking_uri, project)
     client = connect(uri)
     if workers == 1:
         get_writer(uri)  # start the metric writer's helper now: it imports MLflow while the study is set up
     experiment_id = get_or_create_experiment(client, sw.experiment, uri)
     study, created = _create_or_load_study(opened, sw.study_name, direction, storage_url)
-    with _SignalPolicy() as signals:  # from here on, SIGTERM is a Ctrl-C and the parent run always ends
-        signals.raise_on_signal = True
-        parent_run_id = _parent_run(study, created, client, experiment_id, sw, metric, direction, storage_url, uri,
-                                    dataset)
-        for params in enqueue or ():
-            study.enqueue_trial(params, skip_if_exists=True)
-        setup = TrialSetup(sw, metric, direction, uri, sw.experiment, experiment_id, parent_run_id, storage_url,
-                           sw.study_name)
-        first_new = len(study.get_trials(deepcopy=False))
-        result = SweepResult(study, sw.study_name, describe(storage_url), parent_run_id, uri, experiment_id, metric,
-                             first_new_trial=first_new)
-        seed = sw.config.sampler.seed
-        deadline = time.time() + timeout if timeout else None
-        # As many workers as cores: no core is left for metric-writer helpers (see bpexp.tracking.writer).
-        inline = workers > 1 and workers >= len(os.sched_getaffinity(0))
-        specs = [WorkerSpec(setup, i, worker_seed(seed, first_new, i), deadline, inline_metrics=inline)
-                 for i in range(workers)]
-        bar = Progress(study, n_trials, first_new, metric, enabled=progress, desc=sw.study_name)
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        try:
-            if workers == 1:
-                result.interrupted = not run_worker(specs[0], slots, on_trial_end=lambda: bar.update(slots.finished))
-            else:
-                result.interrupted = _run_processes(specs, standby, slots, bar, study, client, setup, result.notes,
-                                                    signals)
-        except KeyboardInterrupt:
-            result.interrupted = True
-        finally:
-            bar.close()
-        result.n_added = slots.started
-        # Finishing is short and leaves the store consistent: a signal now only skips the optional parts.
-        signals.raise_on_signal = False
-        _finish(result, study, client, setup, plots=plots, signals=signals)
+    scope.check()
+    # From here on the parent run always ends (KILLED on a signal).
+    parent_run_id = _parent_run(study, created, client, experiment_id, sw, metric, direction, storage_url, uri,
+                                dataset)
+    for params in enqueue or ():
+        study.enqueue_trial(params, skip_if_exists=True)
+    setup = TrialSetup(sw, metric, direction, uri, sw.experiment, experiment_id, parent_run_id, storage_url,
+                       sw.study_name)
+    first_new = len(study.get_trials(deepcopy=False))
+    result = SweepResult(study, sw.study_name, describe(storage_url), parent_run_id, uri, experiment_id, metric,
+                         first_new_trial=first_new)
+    _run_trials(result, setup, study, client, workers, n_trials, timeout, progress, slots, standby, scope)
+    # Finishing is short and leaves the store consistent: a signal now only skips the optional parts.
+    _finish(result, study, client, setup, plots=plots, scope=scope)
     if result.interrupted:
         raise SweepInterrupted(result)
+    if result.failure is not None:
+        raise NoTrialCompleted(result.failure, result)
     return result
 
 
-class _SignalPolicy:
-    """SIGINT and SIGTERM raise KeyboardInterrupt, or (``raise_on_signal = False``) are only recorded.
+def _run_trials(result, setup, study, client, workers, n_trials, timeout, progress, slots, standby, scope) -> None:
+    """Run the trials here (one worker) or here and in the standby processes; records interruption on ``result``."""
+    from bpexp.tracking.liveness import Heartbeat
 
-    Installed in the main thread only (elsewhere Python cannot set handlers); the
-    previous handlers come back on exit.
-    """
+    sw = setup.sweep
+    deadline = time.time() + timeout if timeout else None
+    # As many workers as cores: no core is left for metric-writer helpers (see bpexp.tracking.writer).
+    inline = workers > 1 and workers >= len(os.sched_getaffinity(0))
+    specs = [WorkerSpec(setup, i, worker_seed(sw.config.sampler.seed, result.first_new_trial, i), deadline,
+                        inline_metrics=inline) for i in range(workers)]
+    bar = Progress(study, n_trials, result.first_new_trial, setup.metric, enabled=progress, desc=sw.study_name)
+    parent_alive = Heartbeat(client, result.parent_run_id)  # the parent run's heartbeat (bpexp.tracking.liveness)
 
-    def __init__(self):
-        self.raise_on_signal, self.fired, self._previous = True, False, {}
+    def tick() -> None:
+        bar.update(slots.finished)
+        parent_alive.beat()
 
-    def __enter__(self):
-        if _main_thread():
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum, frame):
-        self.fired = True
-        if self.raise_on_signal:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    try:
+        if workers == 1:
+            result.interrupted = not run_worker(specs[0], slots, on_trial_end=tick)
+        else:
+            result.interrupted = _run_processes(specs, standby, slots, tick, study, client, setup, result.notes,
+                                                scope)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        bar.close()
+    result.n_added = slots.started
 
 
 def _storage_location(given: str | None, configured: str | None, project: Path) -> str:
@@ -225,12 +219,6 @@ def _storage_location(given: str | None, configured: str | None, project: Path) 
         return str((project / configured).resolve())
     (project / "mlruns").mkdir(parents=True, exist_ok=True)
     return default_storage(project)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _create_or_load_study(storage, name: str, direction: str, storage_url: str) -> tuple[optuna.Study, bool]:
@@ -255,9 +243,11 @@ def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direct
                 dataset) -> str:
     """The study's MLflow parent run: created once, reused on every resume and by every machine."""
     import yaml
+    from mlflow.entities import RunTag
     from mlflow.exceptions import MlflowException
 
     from bpexp._version import __version__
+    from bpexp.tracking.liveness import identity_tags
     from bpexp.tracking.run import log_dataset_input
 
     storage = study._storage
@@ -275,9 +265,10 @@ def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direct
         if run is not None and run.info.lifecycle_stage == "active":
             if run.info.status != "RUNNING":
                 client.update_run(run_id, status="RUNNING")
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in identity_tags().items()])  # this process now
             return run_id
     tags = {"bpexp.study": sw.study_name, "bpexp.role": "sweep", "bpexp.version": __version__,
-            "bpexp.storage": describe(storage_url)}
+            "bpexp.storage": describe(storage_url), **identity_tags()}
     if sw.source is not None:
         tags["mlflow.source.name"] = str(sw.source)
     run = client.create_run(experiment_id, run_name=sw.study_name, tags=tags)
@@ -309,7 +300,7 @@ def _log_sweep_params(client, run_id: str, sw: Sweep, metric: str, direction: st
 
 
 # ------------------------------------------------------------------------------ worker processes
-def _run_processes(specs, standby, slots, bar, study, client, setup, notes, signals: _SignalPolicy) -> bool:
+def _run_processes(specs, standby, slots, tick, study, client, setup, notes, scope) -> bool:
     """Run ``specs[0]`` here and one spawned process per other spec; True if interrupted.
 
     The coordinator is a worker too (it would otherwise sit idle on a core it
@@ -325,7 +316,7 @@ def _run_processes(specs, standby, slots, bar, study, client, setup, notes, sign
     reaped: set[int] = set()
 
     def watch() -> None:
-        bar.update(slots.finished)
+        tick()
         _reap(procs, reaped, host, study, client, setup, notes)
 
     interrupted = False
@@ -339,6 +330,7 @@ def _run_processes(specs, standby, slots, bar, study, client, setup, notes, sign
             for p in procs:
                 p.join(timeout=0.5 / len(procs))
             watch()
+            interrupted = scope.signalled is not None
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
@@ -348,7 +340,6 @@ def _run_processes(specs, standby, slots, bar, study, client, setup, notes, sign
         if blas is not None:
             blas.restore_original_limits()
     if interrupted:
-        signals.raise_on_signal = False  # the cleanup below must not be cut short
         _stop_workers(procs, slots)
     _join_or_kill(procs)
     _reap(procs, reaped, host, study, client, setup, notes)
@@ -406,8 +397,11 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
             if run is not None:
                 storage.set_trial_user_attr(trial._trial_id, RUN_ID_ATTR, run.info.run_id)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+            if retry is not None:  # study.retry_failed: as for a trial failed by the heartbeat check
+                retry(study, storage.get_trial(trial._trial_id))
         except UpdateFinishedTrialError:
-            pass  # a heartbeat check failed it first
+            pass  # a heartbeat check failed it first (and called the retry callback)
         failed.append(trial.number)
         if run is not None and run.info.status == "RUNNING":
             tags = {**trial_tags(setup.study_name, trial.number, "FAIL"), "bpexp.error": reason}
@@ -417,7 +411,7 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
 
 
 # ------------------------------------------------------------------------------ the end
-def _finish(result: SweepResult, study, client, setup, *, plots: bool, signals: _SignalPolicy) -> None:
+def _finish(result: SweepResult, study, client, setup, *, plots: bool, scope) -> None:
     import warnings
 
     from bpexp.tracking.writer import flush_all
@@ -435,12 +429,17 @@ def _finish(result: SweepResult, study, client, setup, *, plots: bool, signals: 
         result.notes.append(f"could not check for stale trials: {exc}")
     result.notes.extend(report.reconcile(study, client, setup))
     report.summarize_parent(study, client, result.parent_run_id)
-    if not (result.interrupted or signals.fired):
+    if not (result.interrupted or scope.signalled is not None):
         try:
             result.model_uri = report.log_best_model(study, client, setup)
         except Exception as exc:  # noqa: BLE001 - the sweep's results stand without the pyfunc copy
             result.notes.append(f"could not log the best model as a pyfunc model: {type(exc).__name__}: {exc}")
-    if plots and not (result.interrupted or signals.fired):
+    if plots and not (result.interrupted or scope.signalled is not None):
         result.plots, result.skipped_plots = report.log_study_plots(study, client, result.parent_run_id)
-    result.interrupted = result.interrupted or signals.fired
-    client.set_terminated(result.parent_run_id, status="KILLED" if result.interrupted else "FINISHED")
+    result.interrupted = result.interrupted or scope.signalled is not None
+    status = "KILLED" if result.interrupted else "FINISHED"
+    result.failure = None if result.interrupted else no_completed_trial(result, client)
+    if result.failure is not None:
+        status = "FAILED"
+        client.set_tag(result.parent_run_id, "bpexp.error", result.failure)
+    client.set_terminated(result.parent_run_id, status=status)

@@ -92,26 +92,22 @@ class Objective:
     Parameters
     ----------
     setup : TrialSetup
-    guard : object with a boolean ``in_trial`` attribute, optional
-        Set while a trial trains: the worker's Ctrl-C handler interrupts
-        training only then, and otherwise lets the worker stop between trials.
+    worker : str
+        ``host:pid`` of the worker, stored on the trial.
+
+    A Ctrl-C while a trial trains ends it after the current epoch (see
+    :mod:`bpexp.signals`); between trials the worker's loop stops instead.
     """
 
-    def __init__(self, setup: TrialSetup, guard=None, worker: str = ""):
+    def __init__(self, setup: TrialSetup, worker: str = ""):
         from bpexp.tracking import connect
 
-        self.setup, self.guard, self.worker = setup, guard, worker
+        self.setup, self.worker = setup, worker
         self.client = connect(setup.tracking_uri)
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER_ATTR, self.worker)
-        if self.guard is not None:
-            self.guard.in_trial = True
-        try:
-            return self._run(trial)
-        finally:
-            if self.guard is not None:
-                self.guard.in_trial = False
+        return self._run(trial)
 
     def _run(self, trial: optuna.Trial) -> float:
         from bpexp.runner import run

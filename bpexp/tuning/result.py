@@ -7,8 +7,38 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import TrialState
 
+from bpexp.errors import BpexpError
 from bpexp.redaction import redact
 from bpexp.tuning.objective import RUN_ID_ATTR
+
+
+class NoTrialCompleted(BpexpError):
+    """A sweep call in which no trial completed (all failed, were pruned or none ran); ``.result`` has the rest."""
+
+    def __init__(self, message: str, result: SweepResult):
+        super().__init__(message)
+        self.result = result
+
+
+def no_completed_trial(result: SweepResult, client=None) -> str | None:
+    """Why none of this call's trials completed (one line, with the first failed trial's error), or None."""
+    added = [t for t in result.study.get_trials(deepcopy=False) if t.number >= result.first_new_trial]
+    if any(t.state == TrialState.COMPLETE for t in added):
+        return None
+    if not added:
+        return f"no trial of study {result.study_name!r} ran (the timeout or the trial count left none)"
+    counts = ", ".join(f"{sum(t.state == s for t in added)} {s.name}" for s in TrialState
+                       if any(t.state == s for t in added))
+    line = f"no trial of study {result.study_name!r} completed ({counts} of {len(added)})"
+    failed = [t for t in added if t.state == TrialState.FAIL and RUN_ID_ATTR in t.user_attrs]
+    if failed and client is not None:
+        try:
+            error = client.get_run(failed[0].user_attrs[RUN_ID_ATTR]).data.tags.get("bpexp.error", "")
+        except Exception:  # noqa: BLE001 - the counts say enough
+            error = ""
+        if error:
+            line += f"; trial {failed[0].number}: {error.splitlines()[0][:200]}"
+    return line
 
 
 @dataclass
@@ -50,6 +80,8 @@ class SweepResult:
     plots: list[str] = field(default_factory=list)
     skipped_plots: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Why no trial of this call completed (the sweep then raises :class:`NoTrialCompleted`).
+    failure: str | None = None
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial | None:

@@ -14,10 +14,10 @@ processes training digits side by side each took 3.5x as long as one alone; with
 one BLAS thread each, both ran at full speed, and one thread is as fast as two for
 these matrix sizes).
 
-Ctrl-C (and SIGTERM): a signal while a trial trains interrupts it (its run
-ends, the trial is FAIL); a signal between trials, or a second one, only asks
-the worker to stop before the next trial, so Optuna's bookkeeping is never cut
-in half.
+Ctrl-C (and SIGTERM) are recorded by the process's :func:`bpexp.signals.scope`:
+a signal while a trial trains ends it after the current epoch (its run ends
+KILLED, the trial FAIL); a signal between trials, or a second one, only stops
+the worker before the next trial, so Optuna's bookkeeping is never cut in half.
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
+from bpexp import signals
 from bpexp.train.loop import limit_blas_threads
 
 EXIT_INTERRUPTED = 130
@@ -57,6 +56,12 @@ class Slots:
             self._started.value += 1
             return True
 
+    def give_back(self) -> None:
+        """One more trial to start (a retried trial replaces one that failed)."""
+        with self._left.get_lock():
+            if self._left.value >= 0:
+                self._left.value += 1
+
     def done(self) -> None:
         with self._finished.get_lock():
             self._finished.value += 1
@@ -77,32 +82,6 @@ class Slots:
         return self._finished.value
 
 
-class InterruptGuard:
-    """SIGINT policy of a worker (see the module docstring); install in the main thread only."""
-
-    def __init__(self, slots: Slots):
-        self.slots, self.in_trial, self.raised, self.signalled = slots, False, False, False
-        self._previous = None
-
-    def install(self) -> InterruptGuard:
-        """Handle SIGINT and SIGTERM alike (inside a trial the runner turns SIGTERM into an interrupt too)."""
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def uninstall(self) -> None:
-        for sig, handler in (self._previous or {}).items():
-            signal.signal(sig, handler)
-        self._previous = None
-
-    def _handle(self, signum, frame) -> None:
-        self.signalled = True
-        self.slots.stop()
-        if self.in_trial and not self.raised:
-            self.raised = True
-            raise KeyboardInterrupt
-
-
 @dataclass
 class WorkerSpec:
     setup: object  # TrialSetup
@@ -115,46 +94,51 @@ class WorkerSpec:
     inline_metrics: bool = False
 
 
-def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None, guard: InterruptGuard | None = None) -> bool:
+def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None) -> bool:
     """Run trials until the slots, the deadline or a stop run out; True unless interrupted.
 
     Parameters
     ----------
     on_trial_end : callable, optional
         Called with no arguments after each trial (the in-process progress line).
-    guard : InterruptGuard, optional
-        Already installed (a worker process installs it first thing); else installed here.
     """
+    with signals.scope() as scope:
+        return _run_worker(spec, slots, on_trial_end, scope)
+
+
+def _run_worker(spec: WorkerSpec, slots: Slots, on_trial_end, scope) -> bool:
     import optuna
 
     from bpexp.tracking.writer import inline_writes
     from bpexp.tuning.objective import Objective
     from bpexp.tuning.space import make_pruner, make_sampler
-    from bpexp.tuning.storage import open_storage, worker_label
+    from bpexp.tuning.storage import RetryDeadWorkerTrials, open_storage, worker_label
 
-    guard = guard or InterruptGuard(slots).install()
     setup = spec.setup
     study_cfg = setup.sweep.config.study
     quiet_optuna()
+    retry = RetryDeadWorkerTrials(study_cfg.retry_failed, slots) if study_cfg.retry_failed else None
     storage = open_storage(setup.storage, heartbeat_interval=study_cfg.heartbeat_interval,
-                           grace_period=study_cfg.grace_period)
+                           grace_period=study_cfg.grace_period, stale_trial_callback=retry)
     sampler = make_sampler(setup.sweep.config.sampler, spec.seed)
     study = optuna.load_study(study_name=setup.study_name, storage=storage, sampler=sampler,
                               pruner=make_pruner(setup.sweep))
-    objective = Objective(setup, guard, worker=worker_label())
+    objective = Objective(setup, worker=worker_label())
     try:
         with inline_writes() if spec.inline_metrics else contextlib.nullcontext():
-            _trial_loop(spec, slots, study, objective, on_trial_end)
+            _trial_loop(spec, slots, study, objective, on_trial_end, scope)
     except KeyboardInterrupt:
+        slots.stop()
         return False
-    finally:
-        guard.uninstall()
-    return not guard.signalled
+    return scope.signalled is None
 
 
-def _trial_loop(spec: WorkerSpec, slots: Slots, study, objective, on_trial_end) -> None:
-    """One trial per claimed slot, until the slots, the deadline, a stop or the coordinator run out."""
+def _trial_loop(spec: WorkerSpec, slots: Slots, study, objective, on_trial_end, scope) -> None:
+    """One trial per claimed slot, until the slots, the deadline, a stop, a signal or the coordinator run out."""
     while not slots.stopped:
+        if scope.signalled is not None:
+            slots.stop()  # the other workers stop before their next trial too
+            break
         if spec.deadline is not None and time.time() >= spec.deadline:
             break
         if spec.parent_pid is not None and os.getppid() != spec.parent_pid:
@@ -177,19 +161,23 @@ def worker_main(conn, slots: Slots) -> None:
     opens the storage and creates the study, so the seconds a new process spends
     importing MLflow, Optuna and scikit-learn overlap with that setup. The worker
     then waits for its :class:`WorkerSpec` on ``conn`` (``None``: the
-    sweep did not start, nothing to do). The Ctrl-C guard is in place from the start.
+    sweep did not start, nothing to do). The signal scope is in place from the start.
     """
-    guard = InterruptGuard(slots).install()
+    with signals.scope():
+        _worker_main(conn, slots)
+
+
+def _worker_main(conn, slots: Slots) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
-        from bpexp.cli.common import quiet_mlflow_logs
+        from bpexp.tracking.store import quiet_mlflow_logs
 
         quiet_mlflow_logs()
         limit_blas_threads(1)
         _warm_up()
         spec = conn.recv()
         conn.close()
-        ok = True if spec is None else run_worker(spec, slots, guard=guard)
+        ok = True if spec is None else run_worker(spec, slots)
     except (KeyboardInterrupt, EOFError):  # EOFError: the coordinator went away before sending a spec
         ok = False
     finally:
