@@ -13,7 +13,7 @@ from bpexp.tuning.objective import RUN_ID_ATTR
 
 
 class NoTrialCompleted(BpexpError):
-    """A sweep call in which no trial completed (all failed, were pruned or none ran); ``.result`` has the rest."""
+    """A sweep call whose trials all failed (none completed or was pruned); ``.result`` has the rest."""
 
     def __init__(self, message: str, result: SweepResult):
         super().__init__(message)
@@ -23,10 +23,10 @@ class NoTrialCompleted(BpexpError):
 def no_completed_trial(result: SweepResult, client=None) -> str | None:
     """Why none of this call's trials completed (one line, with the first failed trial's error), or None."""
     added = [t for t in result.study.get_trials(deepcopy=False) if t.number >= result.first_new_trial]
-    if any(t.state == TrialState.COMPLETE for t in added):
+    # Pruned trials trained and were judged, and a call the timeout or the count left empty did
+    # nothing wrong: only a call whose every trial failed (or was left unfinished) is an error.
+    if not added or any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in added):
         return None
-    if not added:
-        return f"no trial of study {result.study_name!r} ran (the timeout or the trial count left none)"
     counts = ", ".join(f"{sum(t.state == s for t in added)} {s.name}" for s in TrialState
                        if any(t.state == s for t in added))
     line = f"no trial of study {result.study_name!r} completed ({counts} of {len(added)})"
