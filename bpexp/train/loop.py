@@ -81,14 +81,15 @@ def fit(
         ``"plateau"``, or a configured instance.
     callbacks : sequence of Callback
     seed : int, optional
-        Seeds shuffling and dropout. The same seed gives bit-identical weights
-        and history.
+        Seeds shuffling and dropout. The same seed and thread count give
+        bit-identical weights and history.
     shuffle : bool, default True
     threads : int, "auto" or None, default "auto"
         BLAS threads for the matrix products. ``"auto"`` times a few steps on one
         thread and on all available cores at the start (and every few
-        seconds of training) and keeps the faster, so a busy machine falls back
-        to one thread; an integer fixes the count; ``None`` leaves BLAS as the
+        seconds of training) and keeps the faster; several threads that had to
+        wait for a CPU (another process busy on a core) are not used, so a busy
+        machine falls back to one thread; an integer fixes the count; ``None`` leaves BLAS as the
         caller set it. The caller's setting is restored when ``fit`` returns;
         the count used is ``history.blas_threads``.
 

@@ -10,10 +10,10 @@ one thread and on all available ones, keeps the faster (one thread unless the
 others win clearly), re-measures every :data:`REPROBE_SECONDS` of training at an
 epoch boundary, and restores the caller's setting at the end.
 
-OpenBLAS splits a product's output, not its sums, among threads, so the thread
-count does not change the numbers on this build (``tests/test_threads.py``
-checks it); pass ``threads=`` for a fixed count anyway when runs must be
-comparable across machines and BLAS builds.
+Results are bit-identical for a given seed and thread count. Across thread counts
+they may differ by rounding: on some CPUs OpenBLAS's kernel splits a product's sums
+among threads (``tests/test_threads.py``); pass ``threads=`` for a fixed count when
+runs must be comparable bit for bit across machines and loads.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ SLOW_STEP_FACTOR = 4.0
 #: More threads must be at least this much faster than one to be used (one thread leaves the
 #: other cores to the MLflow writer, a notebook, another run).
 MIN_SPEEDUP = 1.15
+#: Several threads are not used when, while they run, they spend more than this fraction of their
+#: time runnable but waiting for a CPU: another process holds a core (the kernel's own count, see
+#: :func:`run_queue_wait`). A step's timing alone is fooled by that: for a few milliseconds the
+#: neighbour may be descheduled and two threads look fast, then every product waits for it.
+MAX_WAIT_FRACTION = 0.1
 _PROBE_SECONDS = 0.003  # per timed sample (>= 2 steps); a probe is 3 rounds x 2 settings of such samples
 _controller = None
 
@@ -51,6 +56,23 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def run_queue_wait() -> float | None:
+    """Seconds this process's threads have spent runnable but waiting for a CPU, or None if unknown.
+
+    Read from Linux's per-thread ``/proc/self/task/*/schedstat`` (run time, wait time and
+    time slices in nanoseconds); a thread that has ended takes its share with it, so only
+    differences over an interval in which the threads live are meaningful.
+    """
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):  # not Linux, or schedstats unavailable
+        return None
+    return total / 1e9
 
 
 def _blas_libraries() -> list:
@@ -82,6 +104,8 @@ class BlasThreads:
         self.auto = bool(self.libs) and self.requested == "auto"
         self._last_probe = 0.0
         self._expected = float("inf")  # seconds of one probe step on the current setting
+        self.wait_fraction: float | None = None  # of the last probe's multi-threaded steps
+        self.reason = "fixed" if self.requested != "auto" else ""  # why the last probe chose as it did
 
     def start(self, step: Callable[[], None]) -> int | None:
         """Set the thread count (timing ``step``, one training step, when auto); returns it."""
@@ -107,39 +131,54 @@ class BlasThreads:
     def probe(self, step: Callable[[], None]) -> None:
         """Time ``step`` on one thread and on all available ones, 3 interleaved rounds; keep the faster.
 
-        More threads win only when they are faster by :data:`MIN_SPEEDUP` in the median round *and*
-        their slowest round is no slower than one thread's: on a loaded machine several threads are
-        sometimes fast for a few milliseconds and then 10-60x slower, while one thread costs at most
-        the speed-up it forgoes.
+        More threads win only when they are faster by :data:`MIN_SPEEDUP` in the median round, their
+        slowest round is no slower than one thread's, and they did not wait for a CPU more than
+        :data:`MAX_WAIT_FRACTION` of their time (another process is busy on a core): on a loaded
+        machine several threads are sometimes fast for a few milliseconds and then 10-60x slower,
+        while one thread costs at most the speed-up it forgoes.
         """
         most = min(max(self.original), available_cores())
         self._last_probe = time.perf_counter()
         if most <= 1:
             self._set(1)
             self.auto = False  # nothing to choose from
+            self.reason = "one core available"
             return
         self._set(most)
         t0 = time.perf_counter()
         step()  # also wakes the BLAS threads up
         reps = max(2, min(50, int(_PROBE_SECONDS / max(time.perf_counter() - t0, 1e-7))))
+        rounds, waited = self._timed_rounds(step, most, reps)
+        ratios = sorted(m / o for m, o in zip(rounds[most], rounds[1]))
+        faster = (len(ratios) == 3 and ratios[1] * MIN_SPEEDUP <= 1.0
+                  and max(rounds[most]) <= max(rounds[1]) and waited <= MAX_WAIT_FRACTION)
+        self.timings = {n: min(t) for n, t in rounds.items()}
+        self.wait_fraction = waited
+        self.reason = (f"{most} threads waited {waited:.0%} of their time for a CPU" if waited > MAX_WAIT_FRACTION
+                       else f"{most} threads took {ratios[len(ratios) // 2]:.2f}x one thread's time")
+        self._set(most if faster else 1)
+        self._expected = self.timings[self.current]
+        self._last_probe = time.perf_counter()
+
+    def _timed_rounds(self, step, most: int, reps: int) -> tuple[dict[int, list[float]], float]:
+        """Up to 3 interleaved rounds of ``reps`` steps on 1 and ``most`` threads: seconds a step, and the
+        largest fraction of thread time that the ``most`` threads spent waiting for a CPU in a round."""
         rounds: dict[int, list[float]] = {1: [], most: []}
+        waited = 0.0
         for _ in range(3):
             for n in (1, most):
                 self._set(n)
                 step()  # untimed: the first product after a switch wakes the BLAS threads (~6 ms, measured)
-                t0 = time.perf_counter()
+                w0, t0 = run_queue_wait(), time.perf_counter()
                 for _ in range(reps):
                     step()
-                rounds[n].append((time.perf_counter() - t0) / reps)
-            if rounds[most][-1] > 2 * rounds[1][-1]:
-                break  # clearly slower (a busy neighbour): more rounds would only cost more slow steps
-        ratios = sorted(m / o for m, o in zip(rounds[most], rounds[1]))
-        faster = (len(ratios) == 3 and ratios[1] * MIN_SPEEDUP <= 1.0
-                  and max(rounds[most]) <= max(rounds[1]))
-        self.timings = {n: min(t) for n, t in rounds.items()}
-        self._set(most if faster else 1)
-        self._expected = self.timings[self.current]
-        self._last_probe = time.perf_counter()
+                elapsed, w1 = time.perf_counter() - t0, run_queue_wait()
+                rounds[n].append(elapsed / reps)
+                if n == most and w0 is not None and w1 is not None:
+                    waited = max(waited, (w1 - w0) / (elapsed * most))
+            if rounds[most][-1] > 2 * rounds[1][-1] or waited > MAX_WAIT_FRACTION:
+                break  # a busy neighbour: more rounds would only cost more slow steps
+        return rounds, waited
 
     def _set(self, n: int) -> None:
         if n != self.current:
