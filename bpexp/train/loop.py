@@ -105,6 +105,23 @@ def fit(
         When the loss or the weights become non-finite; the weights are restored
         to the end of the last finite epoch first.
     """
+    epochs, batch_size = _check_options(epochs, batch_size, l2, clip_norm)
+    threads = check_threads(threads)
+    X, Y, validation, opt, sched = _prepare(model, X, y, validation_data, optimizer, lr, schedule)
+    opt.setup(model.params, model.n_weights)
+    sched.reset(opt.lr, epochs)
+    shuffle_rng, dropout_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    if not any(model.dropout):
+        dropout_rng = None
+    history = History()
+    trainer = Trainer(model, epochs, opt, sched, history)
+    loop = _EpochRunner(model, X, Y, batch_size, opt, l2, clip_norm, dropout_rng)
+    orders = (shuffle_rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0]) for _ in range(epochs))
+    _train(trainer, loop, orders, validation, list(callbacks), BlasThreads(threads))
+    return history
+
+
+def _check_options(epochs, batch_size, l2, clip_norm) -> tuple[int, int]:
     if int(epochs) < 1:
         raise InvalidInputError(f"epochs must be >= 1, got {epochs}")
     if int(batch_size) < 1:
@@ -113,12 +130,16 @@ def fit(
         raise InvalidInputError(f"l2 must be >= 0, got {l2}")
     if clip_norm is not None and not clip_norm > 0:
         raise InvalidInputError(f"clip_norm must be positive, got {clip_norm}")
-    epochs, batch_size = int(epochs), int(batch_size)
-    threads = check_threads(threads)
+    return int(epochs), int(batch_size)
 
-    # Learning the class labels and the standardization are the only changes fit makes
-    # before training starts; undo them if the inputs turn out to be unusable, so a
-    # corrected second call does not inherit labels learned from the bad one.
+
+def _prepare(model, X, y, validation_data, optimizer, lr, schedule):
+    """Checked arrays, validation data, optimizer and schedule; learns labels and standardization.
+
+    Learning the class labels and the standardization are the only changes fit makes
+    before training starts; they are undone if the inputs turn out to be unusable, so a
+    corrected second call does not inherit labels learned from the bad one.
+    """
     classes_before = model.classes_
     prep_fitted_before = model.preprocessing is not None and model.preprocessing.fitted
     targets_fitted_before = model.target_scaler is not None and model.target_scaler.fitted
@@ -129,9 +150,7 @@ def fit(
             raise InvalidInputError(f"X has {X.shape[0]} rows but y has {Y.shape[0]}")
         if model.preprocessing is not None and not model.preprocessing.fitted:
             model.preprocessing.fit(X)
-        validation = _prepare_validation(model, validation_data)
-        opt = get_optimizer(optimizer, lr)
-        sched = get_schedule(schedule)
+        return X, Y, _prepare_validation(model, validation_data), get_optimizer(optimizer, lr), get_schedule(schedule)
     except BaseException:
         model.classes_ = classes_before
         if model.preprocessing is not None and not prep_fitted_before:
@@ -139,38 +158,20 @@ def fit(
         if model.target_scaler is not None and not targets_fitted_before:
             model.target_scaler.mean = model.target_scaler.scale = None
         raise
-    opt.setup(model.params, model.n_weights)
-    sched.reset(opt.lr, epochs)
-    shuffle_rng, dropout_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    if not any(model.dropout):
-        dropout_rng = None
 
-    history = History()
-    trainer = Trainer(model, epochs, opt, sched, history)
-    callbacks = list(callbacks)
-    loop = _EpochRunner(model, X, Y, batch_size, opt, l2, clip_norm, dropout_rng)
-    blas = BlasThreads(threads)
+
+def _train(trainer: Trainer, loop, orders, validation, callbacks: list, blas: BlasThreads) -> None:
+    """The epochs, with callbacks and the thread policy; records how training ended on the history."""
+    history = trainer.history
     try:
         history.blas_threads = blas.start(loop.probe_step)
         loop.blas = blas if blas.auto else None
         for cb in callbacks:
             cb.on_train_begin(trainer)
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            opt.lr = sched.lr_for_epoch(epoch)
-            perm = shuffle_rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
-            logs = {"epoch": epoch, **loop.run(perm, epoch)}
-            logs["lr"] = opt.lr
-            if l2:
-                logs["l2_penalty"] = model.l2_penalty(l2)
-            if validation is not None:
-                logs.update(_validation_logs(model, *validation))
-                if not math.isfinite(logs["val_loss"]):
-                    loop.restore(f"validation loss became {logs['val_loss']} at epoch {epoch}")
-            logs.update(_weight_norms(model))
-            logs["epoch_seconds"] = time.perf_counter() - t0
+        for epoch, perm in enumerate(orders, start=1):
+            logs = _epoch(trainer, loop, epoch, perm, validation)
             history.append(logs)
-            sched.update(epoch, logs)
+            trainer.schedule.update(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             if trainer.stop_training:
@@ -189,7 +190,24 @@ def fit(
         finally:
             history.blas_threads = blas.current
             blas.restore()
-    return history
+
+
+def _epoch(trainer: Trainer, loop, epoch: int, perm: np.ndarray, validation) -> dict:
+    """One epoch of training and its logs (training metrics, lr, L2, validation, weight norms, time)."""
+    t0 = time.perf_counter()
+    model, opt = trainer.model, trainer.optimizer
+    opt.lr = trainer.schedule.lr_for_epoch(epoch)
+    logs = {"epoch": epoch, **loop.run(perm, epoch)}
+    logs["lr"] = opt.lr
+    if loop.l2:
+        logs["l2_penalty"] = model.l2_penalty(loop.l2)
+    if validation is not None:
+        logs.update(_validation_logs(model, *validation))
+        if not math.isfinite(logs["val_loss"]):
+            loop.restore(f"validation loss became {logs['val_loss']} at epoch {epoch}")
+    logs.update(_weight_norms(model))
+    logs["epoch_seconds"] = time.perf_counter() - t0
+    return logs
 
 
 class _EpochRunner:
