@@ -152,9 +152,12 @@ def test_probes_between_steps_do_not_change_the_training(monkeypatch):
 
 
 def _spinner_on(core: int) -> subprocess.Popen:
-    """A real CPU-bound process pinned to ``core`` (a neighbour: a browser tab, another run)."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                            preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+    """A real CPU-bound process pinned to ``core`` (a neighbour: a browser tab, another run), spinning
+    when this returns (on a loaded machine the interpreter alone may take longer to start than a sleep)."""
+    spinner = subprocess.Popen([sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"],
+                               stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+    assert spinner.stdout.readline().strip() == "spinning"
+    return spinner
 
 
 def test_auto_uses_one_thread_while_another_process_holds_a_core():
@@ -170,7 +173,6 @@ def test_auto_uses_one_thread_while_another_process_holds_a_core():
 
     spinner = _spinner_on(cores[-1])
     try:
-        time.sleep(0.2)  # let it reach its core
         with threadpool_limits(limits=2, user_api="blas"):
             policy = BlasThreads("auto")
             chosen = policy.start(step)
