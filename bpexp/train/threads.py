@@ -37,6 +37,9 @@ MIN_SPEEDUP = 1.15
 #: :func:`run_queue_wait`). A step's timing alone is fooled by that: for a few milliseconds the
 #: neighbour may be descheduled and two threads look fast, then every product waits for it.
 MAX_WAIT_FRACTION = 0.1
+#: Seconds of multi-threaded training between two looks at how long the threads waited for a CPU
+#: (reading the kernel's counters costs ~30 us).
+WAIT_CHECK_SECONDS = 0.25
 _PROBE_SECONDS = 0.003  # per timed sample (>= 2 steps); a probe is 3 rounds x 2 settings of such samples
 _controller = None
 
@@ -103,6 +106,7 @@ class BlasThreads:
         self.timings: dict[int, float] = {}
         self.auto = bool(self.libs) and self.requested == "auto"
         self._last_probe = 0.0
+        self._mark: tuple[float | None, float] = (None, 0.0)  # (run-queue wait, time) at the last check
         self._expected = float("inf")  # seconds of one probe step on the current setting
         self.wait_fraction: float | None = None  # of the last probe's multi-threaded steps
         self.reason = "fixed" if self.requested != "auto" else ""  # why the last probe chose as it did
@@ -119,14 +123,25 @@ class BlasThreads:
 
     def after_step(self, seconds: float, step: Callable[[], None]) -> None:
         """Called between training steps with the last step's duration: measure again every
-        :data:`REPROBE_SECONDS`, or at once when several threads suddenly got much slower (auto only)."""
+        :data:`REPROBE_SECONDS`, or at once when several threads suddenly got much slower or
+        waited for a CPU over the last :data:`WAIT_CHECK_SECONDS` (auto only)."""
         if not self.auto:
             return
-        since = time.perf_counter() - self._last_probe
-        if since >= REPROBE_SECONDS or (
-            self.current > 1 and since >= 0.25 and seconds > SLOW_STEP_FACTOR * self._expected
-        ):
+        now = time.perf_counter()
+        since = now - self._last_probe
+        if since >= REPROBE_SECONDS or (self.current > 1 and since >= WAIT_CHECK_SECONDS and (
+                seconds > SLOW_STEP_FACTOR * self._expected or self._waited_since_mark(now))):
             self.probe(step)
+
+    def _waited_since_mark(self, now: float) -> bool:
+        """Whether the threads waited for a CPU more than :data:`MAX_WAIT_FRACTION` since the last
+        mark; sets a new mark. A probe lasts milliseconds, and a neighbour that the scheduler held
+        back during it (a thread that slept gets the CPU first for a while) shows here."""
+        if now - self._mark[1] < WAIT_CHECK_SECONDS:
+            return False
+        wait = run_queue_wait()
+        (w0, t0), self._mark = self._mark, (wait, now)
+        return wait is not None and w0 is not None and (wait - w0) > MAX_WAIT_FRACTION * (now - t0) * self.current
 
     def probe(self, step: Callable[[], None]) -> None:
         """Time ``step`` on one thread and on all available ones, 3 interleaved rounds; keep the faster.
@@ -159,6 +174,7 @@ class BlasThreads:
         self._set(most if faster else 1)
         self._expected = self.timings[self.current]
         self._last_probe = time.perf_counter()
+        self._mark = (run_queue_wait(), self._last_probe)
 
     def _timed_rounds(self, step, most: int, reps: int) -> tuple[dict[int, list[float]], float]:
         """Up to 3 interleaved rounds of ``reps`` steps on 1 and ``most`` threads: seconds a step, and the
