@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_sklearn.py
+	$(PY) benchmarks/bench_command.py
 
 ## make notebooks: re-run the notebooks and keep only the outputs nbval compares
 notebooks: $(STAMP)
