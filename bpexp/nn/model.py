@@ -266,6 +266,18 @@ class MLP:
         """
         n = X.shape[0]
         self._ensure_buffers(n)
+        last = len(self._W) - 1
+        self._forward(X, n, rng)
+        logits = self._A[last][:n]
+        loss = self.head.forward_loss(logits, y)
+        n_correct = self.head.n_correct(logits, y)
+        self._backward(X, n, self.head.delta(logits, y), rng)
+        if l2:
+            self._add_l2_gradient(l2)
+        return loss, n_correct
+
+    def _forward(self, X: np.ndarray, n: int, rng) -> None:
+        """Layer outputs into the work buffers (pre-activations kept where the backward pass needs them)."""
         a = X
         last = len(self._W) - 1
         for i, (W, b) in enumerate(zip(self._W, self._b)):
@@ -273,7 +285,7 @@ class MLP:
             if i == last:
                 np.matmul(a, W, out=out)
                 out += b
-                break
+                return
             act, z_buf, h_buf = self.activations[i], self._Z[i], self._H[i]
             dropping = rng is not None and h_buf is not None
             h = h_buf[:n] if dropping else out
@@ -294,15 +306,14 @@ class MLP:
                 np.multiply(h, mask, out=out)
             a = out
 
-        loss = self.head.forward_loss(self._A[last][:n], y)
-        n_correct = self.head.n_correct(self._A[last][:n], y)
-        delta = self.head.delta(self._A[last][:n], y)
-        for i in range(last, -1, -1):
+    def _backward(self, X: np.ndarray, n: int, delta: np.ndarray, rng) -> None:
+        """Weight and bias gradients into :attr:`grads`, from the output layer's ``delta`` down."""
+        for i in range(len(self._W) - 1, -1, -1):
             a_prev = X if i == 0 else self._A[i - 1][:n]
             np.matmul(a_prev.T, delta, out=self._gW[i])
             np.matmul(self._ones[:n], delta, out=self._gb[i])
             if i == 0:
-                break
+                return
             d = np.matmul(delta, self._W[i].T, out=self._D[i - 1][:n])
             j = i - 1
             if rng is not None and self._H[j] is not None:
@@ -312,13 +323,13 @@ class MLP:
                 a_act = self._A[j][:n]
             self.activations[j].backward(d, a_act, None if self._Z[j] is None else self._Z[j][:n])
             delta = d
-        if l2:
-            decay = getattr(self, "_l2_work", None)
-            if decay is None or decay.shape[0] != self.n_weights:
-                decay = self._l2_work = np.empty(self.n_weights, dtype=self.dtype)
-            np.multiply(self.params[: self.n_weights], l2, out=decay)
-            self.grads[: self.n_weights] += decay
-        return loss, n_correct
+
+    def _add_l2_gradient(self, l2: float) -> None:
+        decay = getattr(self, "_l2_work", None)
+        if decay is None or decay.shape[0] != self.n_weights:
+            decay = self._l2_work = np.empty(self.n_weights, dtype=self.dtype)
+        np.multiply(self.params[: self.n_weights], l2, out=decay)
+        self.grads[: self.n_weights] += decay
 
     def l2_penalty(self, l2: float) -> float:
         """The L2 term ``l2/2 * sum(W**2)`` over all weights (biases excluded)."""
