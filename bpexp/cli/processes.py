@@ -1,4 +1,4 @@
-"""Running a server (``mlflow ui``, ``mlflow models serve``) in the foreground of a bpexp command.
+"""Running a server (``mlflow ui``, the scoring server of ``bpexp serve``) in the foreground of a bpexp command.
 
 The server runs in its own process group so that bpexp decides what happens on
 Ctrl-C or SIGTERM: the signal is forwarded to the whole group (the mlflow
