@@ -40,15 +40,17 @@ def server(iris_export, tmp_path_factory):
 
 
 @contextlib.contextmanager
-def serve_model(model_path: Path, log: Path, program: str = "bpexp"):
+def serve_model(model_path, log: Path, program: str = "bpexp", args: tuple[str, ...] = (),
+                env_extra: dict[str, str] | None = None):
     """Start ``bpexp serve`` (or ``mlflow models serve``) on a free 127.0.0.1 port, yield its URL, stop it."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    env.update(env_extra or {})
     # `mlflow models serve` execs uvicorn from PATH: the venv's bin must come first (bpexp serve needs no PATH).
     env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", MLFLOW_DISABLE_TELEMETRY="true")
     for attempt in range(3):
         port = services.free_port()
         if program == "bpexp":
-            cmd = [BPEXP, "serve", str(model_path), "--port", str(port)]
+            cmd = [BPEXP, "serve", str(model_path), "--port", str(port), *args]
         else:
             cmd = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_path), "--env-manager", "local",
                    "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
@@ -262,3 +264,18 @@ def test_extra_columns_are_dropped_by_mlflow_before_the_model(server, data):
     frame = data["frame"].assign(species="setosa")
     status, body = post(server, {"dataframe_split": frame.to_dict(orient="split")})
     assert status == 200 and [p["prediction"] for p in body["predictions"]] == data["labels"]
+
+
+def test_bpexp_serve_downloads_a_registry_model_once_and_removes_it_when_stopped(store, data, tmp_path):
+    from bpexp.export import register_model
+
+    uri = register_model(store.iris.run_id, "iris-serve", tracking_uri=store.uri)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with serve_model(uri, tmp_path / "serve.log", args=("--tracking-uri", store.uri),
+                     env_extra={"TMPDIR": str(tmp)}) as url:
+        assert [p.name.split("-")[:2] for p in tmp.iterdir()] == [["bpexp", "serve"]]  # the downloaded copy
+        assert_still_serving(url, data)
+        status, answer = post(url, data["frame"].assign(sepal_width_cm=None).to_csv(index=False), "text/csv")
+        assert_one_line_answer(status, answer, ["CSV body row 2, column 'sepal_width_cm': a missing value"])
+    assert list(tmp.iterdir()) == []  # SIGTERM: the server stopped and the copy is gone
