@@ -26,6 +26,7 @@ ARTIFACT_KEY = "bpexp_model"  # the pyfunc artifact holding the native model fol
 # runs:/<run_id>/model would stop loading in mlflow.pyfunc.load_model and mlflow models serve.
 MODEL_NAME = "model"
 LABEL_TAG = "bpexp.name"  # "<experiment>-<run name>": what the logged model is, in its tags
+DESCRIPTION_TAG = "mlflow.note.content"  # the "Description" the MLflow UI shows on a logged model's page
 _NOT_IN_NAMES = re.compile(r"""[/:.%"'\s]+""")  # characters MLflow refuses in a logged model's name
 
 
@@ -189,8 +190,9 @@ def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
     would file it under whatever experiment is active in the process, usually
     Default). Its name stays ``model`` (see ``MODEL_NAME``); what it is goes in
     its tags: ``bpexp.name`` (``<experiment>-<run name>``), ``bpexp.experiment``
-    and ``bpexp.run_name``, shown on the model's page in the MLflow UI and
-    searchable (``tags.`bpexp.name` = '...'``).
+    and ``bpexp.run_name`` (searchable: ``tags.`bpexp.name` = '...'``), and a
+    description starting with that label, which the MLflow UI shows on the
+    model's page (its tags it does not show).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -200,11 +202,14 @@ def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
     run = client.get_run(run_id)
     experiment = client.get_experiment(run.info.experiment_id).name
     run_name = run.info.run_name or ""
+    label = model_label(experiment, run_name)
+    description = (f"{label}: the bpexp MLP of run {run_name or run_id} in experiment {experiment!r}; "
+                   f"load it as runs:/{run_id}/{MODEL_NAME}")
     logged = client.create_logged_model(
         experiment_id=run.info.experiment_id, name=MODEL_NAME, source_run_id=run_id,
         params=dict(run.data.params), model_type="bpexp-mlp",
-        tags={LABEL_TAG: model_label(experiment, run_name), "bpexp.experiment": experiment,
-              "bpexp.run_name": run_name},
+        tags={LABEL_TAG: label, "bpexp.experiment": experiment, "bpexp.run_name": run_name,
+              DESCRIPTION_TAG: description},
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT_KEY

@@ -2,8 +2,9 @@
 
 MLflow 3 resolves ``runs:/<run_id>/<path>`` by searching the run's logged models for
 one *named* ``<path>``: the name is the artifact path. So the logged model keeps the
-name ``model`` and carries ``<experiment>-<run name>`` in its ``bpexp.name`` tag. Both
-are read back from the real sqlite store of the session's trained runs.
+name ``model`` and carries ``<experiment>-<run name>`` in its ``bpexp.name`` tag and at the
+start of its description (``mlflow.note.content``, which the MLflow UI shows on the model's
+page). All are read back from the real sqlite store of the session's trained runs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def test_the_logged_model_is_labelled_after_its_experiment_and_run(store, logged
     assert model.tags["bpexp.name"].startswith("exp-digits-")
     assert model.tags["bpexp.experiment"] == "exp-digits"
     assert model.tags["bpexp.run_name"] == run.info.run_name
+    # The description, which the MLflow UI shows on the model's page (it shows no tags there).
+    assert model.tags["mlflow.note.content"] == (
+        f"{model.tags['bpexp.name']}: the bpexp MLP of run {run.info.run_name} in experiment 'exp-digits'; "
+        f"load it as runs:/{run.info.run_id}/model")
     label = model.tags["bpexp.name"]
     found = client.search_logged_models(experiment_ids=[run.info.experiment_id],
                                         filter_string=f"tags.`bpexp.name` = '{label}'")
