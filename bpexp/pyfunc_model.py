@@ -12,10 +12,14 @@ Bad input (missing columns, a value that is not a number, NaN or inf) raises an
 ``MlflowException`` with error code ``INVALID_PARAMETER_VALUE`` whose message
 names the column and the row: ``mlflow models serve`` answers it with HTTP 400
 and that message, and goes on serving. (Any other exception type would become a
-generic "unexpected error" there.)
+generic "unexpected error" there.) In process rows are counted from 0, as the
+DataFrame is indexed; inside a scoring server (which sets
+``_MLFLOW_IS_IN_SERVING_ENVIRONMENT``) as in a CSV file, as ``bpexp predict`` does.
 """
 
 from __future__ import annotations
+
+import os
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -59,7 +63,14 @@ class BpexpPyfuncModel(PythonModel):
                 return pd.DataFrame(proba, columns=[str(c) for c in self.model.classes_])
             pred = self.model.predict(X)
         except InvalidInputError as exc:
-            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
+            message = str(exc)
+            if os.environ.get("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "").lower() == "true":
+                # Set by MLflow's scoring server: number the rows as bpexp predict numbers a CSV
+                # file's (the first data row is row 2), not from 0 as a DataFrame is indexed.
+                from bpexp.export.inputs import served_rows_problem
+
+                message = served_rows_problem(self.model, model_input) or message
+            raise MlflowException(message, error_code=INVALID_PARAMETER_VALUE) from None
         if pred.ndim == 1:
             return pd.DataFrame({"prediction": pred})
         return pd.DataFrame(pred, columns=[f"output_{i}" for i in range(pred.shape[1])])

@@ -119,17 +119,20 @@ def serve(model: str, port: int, host: str, workers: int, tracking_uri: str | No
     """Serve an export (or models:/NAME@alias) over HTTP: POST /invocations, GET /ping.
 
     \b
-    A thin wrapper around  mlflow models serve --env-manager local  that runs it
-    with this environment's programs (uvicorn) first on PATH, so it works from
-    any shell; Ctrl-C or SIGTERM stop the server and its workers.
+    MLflow's own scoring server (what  mlflow models serve --env-manager local  runs),
+    started with this environment's uvicorn so it works from any shell, and with
+    one-line error answers: a bad request names the row, the column and the value,
+    rows counted as in a CSV file (header = row 1), as  bpexp predict  counts them.
+    Ctrl-C or SIGTERM stop the server and its workers.
       bpexp serve outputs/digits-best --port 5001
       curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' \\
            -d @outputs/digits-best/serving_input_example.json
     """
     import sys
+    import tempfile
     from pathlib import Path
 
-    from bpexp.cli.processes import env_with_own_bin, port_in_use, run_server
+    from bpexp.cli.processes import port_in_use
     from bpexp.export.loading import is_uri
 
     if not is_uri(model) and not (Path(model) / "MLmodel").is_file():
@@ -138,23 +141,41 @@ def serve(model: str, port: int, host: str, workers: int, tracking_uri: str | No
     busy = port_in_use(host, port)
     if busy:
         fail(busy)
-    extra = {"MLFLOW_DISABLE_TELEMETRY": "true"}
-    if is_uri(model):
-        from bpexp.tracking import resolve_tracking_uri
+    with tempfile.TemporaryDirectory(prefix="bpexp-serve-") as tmp:
+        local = _local_model(model, tmp, tracking_uri) if is_uri(model) else Path(model).absolute()
+        sys.exit(_run_scoring_server(model, local, host, port, workers))
 
-        uri = resolve_tracking_uri(tracking_uri)
-        extra.update(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri)
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local",
-           "-h", host, "-p", str(port), "-w", str(workers)]
+
+def _local_model(uri: str, tmp: str, tracking_uri: str | None):
+    """Download the model at ``uri`` once, before the workers start (each would download it again)."""
+    from bpexp.errors import BpexpError
+    from bpexp.export.loading import download
+
+    quiet_mlflow_logs()
+    try:
+        return download(uri, tmp, tracking_uri)
+    except BpexpError as exc:
+        fail(str(exc))
+
+
+def _run_scoring_server(model: str, local, host: str, port: int, workers: int) -> int:
+    """Run uvicorn on bpexp's wrapper of MLflow's scoring app in the foreground; its exit code."""
+    import sys
+
+    from bpexp.cli.processes import env_with_own_bin, run_server
+    from bpexp.export.serve_app import MODEL_ENV
+
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "bpexp.export.serve_app:create_app",
+           "--host", host, "--port", str(port), "--workers", str(workers)]
+    env = env_with_own_bin({"MLFLOW_DISABLE_TELEMETRY": "true", MODEL_ENV: str(local)})
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    code = run_server(
-        cmd, env_with_own_bin(extra), ready_url=f"{url}/ping", ready_timeout=180,
+    return run_server(
+        cmd, env, ready_url=f"{url}/ping", ready_timeout=180,
         on_ready=lambda: click.echo(f"serving {model} on {url}/invocations  (Ctrl-C to stop)"),
-        on_early_exit=lambda c: click.secho(f"error: mlflow models serve exited (code {c}) before answering on "
+        on_early_exit=lambda c: click.secho(f"error: the model server exited (code {c}) before answering on "
                                             f"{url}; its messages are above", fg="red", err=True),
         on_slow=lambda: click.echo(f"the model server does not answer on {url} after 180 s; still waiting"),
     )
-    sys.exit(code)
 
 
 COMMANDS = [export, predict, serve]

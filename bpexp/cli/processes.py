@@ -1,4 +1,4 @@
-"""Running a server (``mlflow ui``, ``mlflow models serve``) in the foreground of a bpexp command.
+"""Running a server (``mlflow ui``, the scoring server of ``bpexp serve``) in the foreground of a bpexp command.
 
 The server runs in its own process group so that bpexp decides what happens on
 Ctrl-C or SIGTERM: the signal is forwarded to the whole group (the mlflow
@@ -28,6 +28,9 @@ STOP_GRACE = 10.0  # seconds the server gets to stop after a forwarded signal be
 def port_in_use(host: str, port: int) -> str | None:
     """Why ``host:port`` cannot be bound now (None when it can)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As uvicorn binds: connections a stopped server left in TIME_WAIT do not keep it from
+        # listening again, so they must not make the port look busy; another listener still does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:

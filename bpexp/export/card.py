@@ -166,17 +166,19 @@ def _usage_section(result, model) -> list[str]:
     if result.registered_uri:
         lines += [f"From the registry: `bpexp.load_model(\"{result.registered_uri}\")` or "
                   f"`mlflow.pyfunc.load_model(\"{result.registered_uri}\")` with the tracking URI above.", ""]
-    lines += ["Serve it over HTTP (`bpexp serve` runs `mlflow models serve --env-manager local` with its own "
-              "environment's uvicorn; Ctrl-C stops it):", "", "```sh",
+    lines += ["Serve it over HTTP (`bpexp serve` runs MLflow's scoring server, the one `mlflow models serve "
+              "--env-manager local` runs, with its own environment's uvicorn and one-line error answers; "
+              "Ctrl-C stops it):", "", "```sh",
               serve_command(str(served), 5001, bare_if_on_path=False),
               f"curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' "
               f"-d @{shlex.quote(str(served / 'serving_input_example.json'))}", "```", "",
               "Request bodies: `{\"dataframe_split\": {\"columns\": [...], \"data\": [[...], ...]}}`, "
               "`{\"inputs\": {\"<column>\": [values...], ...}}`, or CSV with a header row "
               "(`Content-Type: text/csv`). Add `\"params\": {\"proba\": true}` to a JSON body for probabilities. "
-              "Bad input is answered with HTTP 400 and a message naming the problem: a missing column by name, "
-              "NaN by row and column, a value that is not a number by column (in a CSV body, by the value). "
-              "Columns the model does not know are ignored by MLflow's schema check.", "",
+              "Bad input is answered with HTTP 400 and a one-line message naming the problem: a missing column "
+              "by name, a missing value or a value that is not a number by row and column, rows numbered as "
+              "`bpexp predict` numbers a CSV file's (the header is row 1; for a JSON body, the first row is "
+              "row 2). Columns the model does not know are ignored by MLflow's schema check.", "",
               "In process, `pyfunc.predict` wants float columns (MLflow's schema check refuses to cast int64 to "
               "double); `bpexp.load_model` and `bpexp predict` take any numbers.", ""]
     if result.onnx_path and model.encoder is not None:

@@ -3,7 +3,10 @@
 Every error names the problem and where it is: the column (by name when the
 model knows its feature names) and the row. Rows of DataFrames and arrays are
 counted from 0, as they are indexed; rows of CSV files from 1 with the header as
-row 1, as in :func:`bpexp.load_dataset` (the number an editor shows).
+row 1, as in :func:`bpexp.load_dataset` (the number an editor shows). Rows a
+server was sent are numbered as in a CSV file too, whatever the request's
+format (:func:`served_rows_problem`), so a served message and ``bpexp predict`` on
+the same rows name the same row.
 
 Only NumPy (and pandas for DataFrames) are needed: the MLflow pyfunc wrapper
 uses :func:`features_from_frame` inside ``mlflow models serve``. Files are read
@@ -12,9 +15,14 @@ by :func:`bpexp.data.files.read_table`, the reader training uses.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from bpexp.errors import InvalidInputError
+
+# Appended to a served message that names a row of a request sent as JSON (no line numbers of its own).
+SERVED_ROW_NOTE = "rows are counted as in a CSV file: the first data row is row 2"
 
 
 def match_columns(columns: list[str], n_inputs: int, feature_names: list[str] | None, what: str) -> list[int]:
@@ -146,3 +154,43 @@ def read_table_rows(path, model, unknown: dict | None = None):
     frame = read_input_table(path)
     model.check_X(frame, str(path), row_numbers=frame.index.to_numpy(), unknown=unknown)
     return frame
+
+
+def served_rows_problem(model, frame, feature_names: list[str] | None = None, *, what: str = "request",
+                        row_numbers=None) -> str | None:
+    """The first problem bpexp finds in rows a server was sent, as one line; None if the rows are fine.
+
+    Parameters
+    ----------
+    model : MLP
+    frame : pandas.DataFrame or array
+        The rows as sent (raw values, before any schema cast).
+    feature_names : list of str, optional
+        The model's input columns (its signature); columns not among them are
+        dropped first, as MLflow's schema enforcement drops them.
+    what : str
+        How the message names the rows ("request", "CSV body").
+    row_numbers : sequence of int, optional
+        Each row's number: a CSV body's own line numbers. Default: counted as in
+        a CSV file (the first row is row 2), and the message says so.
+    """
+    import pandas as pd
+
+    n = len(frame)
+    note = row_numbers is None
+    rows = np.arange(2, n + 2) if note else np.asarray(row_numbers)
+    if isinstance(frame, pd.DataFrame) and all(isinstance(c, (int, np.integer)) for c in frame.columns):
+        frame = frame.to_numpy()  # bare rows (no column names): columns are taken in order
+    elif feature_names and isinstance(frame, pd.DataFrame):
+        frame = frame[[c for c in frame.columns if str(c) in feature_names]]
+    try:
+        if model.encoder is not None:
+            model.check_X(frame, what, row_numbers=rows)
+        else:
+            features_from_frame(frame, model.n_inputs, feature_names, what, row_numbers=rows)
+    except InvalidInputError as exc:
+        message = " ".join(str(exc).split())
+        if note and re.search(rf"\b{re.escape(what)} row \d+", message):
+            message = f"{message} ({SERVED_ROW_NOTE})"
+        return message
+    return None

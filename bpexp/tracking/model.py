@@ -9,6 +9,7 @@ and the signature and input example come from a few raw rows of the data.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 import warnings
@@ -19,6 +20,14 @@ import numpy as np
 PYFUNC_CODE = Path(__file__).resolve().parent.parent / "pyfunc_model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ARTIFACT_KEY = "bpexp_model"  # the pyfunc artifact holding the native model folder
+# The logged model's name. MLflow 3 resolves runs:/<run_id>/<path> by looking for a logged model of
+# that run *named* <path> (RunsArtifactRepository, and register_model likewise), and the name given
+# to Model.log is ignored once the model exists: the name IS the artifact path. Named otherwise,
+# runs:/<run_id>/model would stop loading in mlflow.pyfunc.load_model and mlflow models serve.
+MODEL_NAME = "model"
+LABEL_TAG = "bpexp.name"  # "<experiment>-<run name>": what the logged model is, in its tags
+DESCRIPTION_TAG = "mlflow.note.content"  # the "Description" the MLflow UI shows on a logged model's page
+_NOT_IN_NAMES = re.compile(r"""[/:.%"'\s]+""")  # characters MLflow refuses in a logged model's name
 
 
 @contextlib.contextmanager
@@ -164,11 +173,26 @@ def _quiet_validation():
             lg.setLevel(level)
 
 
+def model_label(experiment: str, run_name: str | None) -> str:
+    """``<experiment>-<run name>`` in the characters MLflow allows in a logged model's name.
+
+    >>> model_label("digits", "lr=0.01 trial.3")
+    'digits-lr=0-01-trial-3'
+    """
+    text = f"{experiment}-{run_name}" if run_name else experiment
+    return _NOT_IN_NAMES.sub("-", text).strip("-") or MODEL_NAME
+
+
 def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
-    """Log ``model`` to ``run_id`` under the name ``model`` and return its ``models:/m-...`` URI.
+    """Log ``model`` to ``run_id`` as ``runs:/<run_id>/model`` and return its ``models:/m-...`` URI.
 
     The logged model is created in the run's own experiment (``Model.log`` alone
-    would file it under whatever experiment is active in the process, usually Default).
+    would file it under whatever experiment is active in the process, usually
+    Default). Its name stays ``model`` (see ``MODEL_NAME``); what it is goes in
+    its tags: ``bpexp.name`` (``<experiment>-<run name>``), ``bpexp.experiment``
+    and ``bpexp.run_name`` (searchable: ``tags.`bpexp.name` = '...'``), and a
+    description starting with that label, which the MLflow UI shows on the
+    model's page (its tags it does not show).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -176,15 +200,22 @@ def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
 
     client = MlflowClient(tracking_uri)
     run = client.get_run(run_id)
+    experiment = client.get_experiment(run.info.experiment_id).name
+    run_name = run.info.run_name or ""
+    label = model_label(experiment, run_name)
+    description = (f"{label}: the bpexp MLP of run {run_name or run_id} in experiment {experiment!r}; "
+                   f"load it as runs:/{run_id}/{MODEL_NAME}")
     logged = client.create_logged_model(
-        experiment_id=run.info.experiment_id, name="model", source_run_id=run_id,
+        experiment_id=run.info.experiment_id, name=MODEL_NAME, source_run_id=run_id,
         params=dict(run.data.params), model_type="bpexp-mlp",
+        tags={LABEL_TAG: label, "bpexp.experiment": experiment, "bpexp.run_name": run_name,
+              DESCRIPTION_TAG: description},
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT_KEY
         model.save(folder)
         with using_store(tracking_uri), _quiet_validation():
-            info = Model.log(artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run_id,
+            info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id,
                              model_id=logged.model_id, **_pyfunc_options(folder, model, example))
     return info.model_uri
 

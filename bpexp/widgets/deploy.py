@@ -31,7 +31,7 @@ class DeployOutcome:
     model_uri : str or None
         ``models:/NAME@alias`` after registering, the folder after exporting.
     serve_command : str or None
-        The ``mlflow models serve`` command line that serves the model.
+        The ``bpexp serve`` command line that serves the model.
     """
 
     ok: bool

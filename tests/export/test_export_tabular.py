@@ -2,7 +2,8 @@
 
 Raw rows are what a user has: strings in ``island``/``sex``, ``NA`` cells, the target
 column still in the file. Every path (in process, ``mlflow.pyfunc``, ``bpexp predict``,
-a real ``mlflow models serve``) must answer them with the same predictions.
+a real ``bpexp serve``) must answer them with the same predictions, and a bad value in them
+is named by row and column alike.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from export_helpers import EXPERIMENTS, run_cli
-from test_export_serve import post, serve_model
+from test_export_serve import assert_one_line_answer, assert_same_row_as_the_cli, cli_problem, post, serve_model
 
 import bpexp
+from bpexp.export.inputs import SERVED_ROW_NOTE
 
 PENGUINS_CSV = EXPERIMENTS / "data" / "penguins.csv"
 
@@ -90,13 +92,15 @@ def test_bpexp_predict_names_the_file_row_of_a_bad_value(penguins_export, tmp_pa
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_raw_rows_exactly(penguins_export, raw, tmp_path):
+@pytest.mark.parametrize("program", ["bpexp", "mlflow"])
+def test_served_model_answers_raw_rows_exactly(penguins_export, raw, tmp_path, program):
+    """``bpexp serve`` and plain ``mlflow models serve`` alike (MLflow casts before the model sees the rows)."""
     model = bpexp.load_model(penguins_export.path)
     features = raw.drop(columns=["species"])
     expected = model.predict(features).tolist()
     split = json.loads(features.to_json(orient="split", index=False))  # NA -> null, as a client sends it
     inputs = {c: [None if v != v else v for v in features[c].tolist()] for c in features.columns}
-    with serve_model(penguins_export.path, tmp_path / "serve.log") as url:
+    with serve_model(penguins_export.path, tmp_path / "serve.log", program) as url:
         for body, kind in (({"dataframe_split": split}, "application/json"), ({"inputs": inputs}, "application/json"),
                            (features.to_csv(index=False), "text/csv")):
             status, answer = post(url, body, kind)
@@ -106,14 +110,42 @@ def test_mlflow_models_serve_answers_raw_rows_exactly(penguins_export, raw, tmp_
         assert status == 200
         np.testing.assert_allclose(pd.DataFrame(answer["predictions"]).to_numpy(), model.predict_proba(features),
                                    atol=1e-6)
-        wrong = {**split, "data": [[*split["data"][0][:2], "tall", *split["data"][0][3:]]]}
-        status, answer = post(url, {"dataframe_split": wrong})
-        # MLflow's own schema check answers before the model sees the row: it names the column and
-        # the value, not the row (in process and in `bpexp predict` bpexp names both).
-        assert status == 400
-        assert "column bill_depth_mm" in answer["message"] and "'tall'" in answer["message"]
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_bpexp_serve_names_the_row_of_a_bad_value_as_bpexp_predict_does(penguins_export, raw, tmp_path):
+    """Strings and NA cells: a bad request is one line naming row, column and value, the row as the CLI's."""
+    features = raw.drop(columns=["species"])
+    split = json.loads(features.to_json(orient="split", index=False))
+    cols = split["columns"]
+
+    def changed(row: int, column: str, value):
+        body = json.loads(json.dumps(split))
+        body["data"][row][cols.index(column)] = value
+        rows = features.astype(object)
+        rows.iloc[row, cols.index(column)] = value
+        return body, rows.to_csv(index=False)
+
+    cases = []
+    body, csv_text = changed(1, "bill_depth_mm", "tall")  # MLflow's schema check refuses it first
+    cases.append(({"dataframe_split": body}, "application/json", csv_text,
+                  ["request row 3, column 'bill_depth_mm': 'tall' is not a number", SERVED_ROW_NOTE]))
+    cases.append((csv_text, "text/csv", csv_text, ["CSV body row 3, column 'bill_depth_mm': 'tall'"]))
+    body, csv_text = changed(2, "year", None)  # no gaps in training: nothing to fill it with
+    cases.append(({"dataframe_split": body}, "application/json", csv_text,
+                  ["request row 4, column 'year': a missing value", SERVED_ROW_NOTE]))
+    cases.append((csv_text, "text/csv", csv_text, ["CSV body row 4, column 'year': a missing value"]))
+    missing = {"columns": cols[:-1], "data": [r[:-1] for r in split["data"]]}
+    cases.append(({"dataframe_split": missing}, "application/json", None, ["missing column(s) ['year']"]))
+    with serve_model(penguins_export.path, tmp_path / "serve.log") as url:
+        for body, kind, csv_text, fragments in cases:
+            status, answer = post(url, body, kind)
+            message = assert_one_line_answer(status, answer, fragments)
+            if csv_text is not None:
+                assert_same_row_as_the_cli(message, cli_problem(penguins_export.path, csv_text, tmp_path))
         status, answer = post(url, {"dataframe_split": split})  # still serving
-        assert status == 200
+        assert status == 200 and len(answer["predictions"]) == len(features)
 
 
 def test_bad_table_is_refused_before_any_run_is_created(store, tmp_path):

@@ -183,3 +183,25 @@ def test_ui_on_a_busy_port_is_one_line_and_a_failure(ui_store, tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"error: port {port} on 127.0.0.1 is already in use (another server?); pick another with --port"]
+
+
+def test_a_port_a_stopped_server_left_in_time_wait_is_not_busy():
+    """Restarting a server on its port at once: the old connections' TIME_WAIT must not count as in use."""
+    from bpexp.cli.processes import port_in_use
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn listens
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    assert port_in_use("127.0.0.1", port)  # a listener: busy
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    served.close()  # the server closes first: its end of the connection goes to TIME_WAIT
+    client.close()
+    listener.close()
+    time.sleep(0.2)
+    states = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    assert any(f":{port:04X} " in line.split()[1] + " " and line.split()[3] == "06" for line in states), \
+        "no TIME_WAIT socket on the port: the case under test did not arise"
+    assert port_in_use("127.0.0.1", port) is None
