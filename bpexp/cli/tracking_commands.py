@@ -75,10 +75,11 @@ def _interrupted_line(exc) -> str:
 def _where_to_look(tracking_uri: str, experiment_id: str, run_id: str) -> None:
     from bpexp.redaction import redact
     from bpexp.shell import bpexp_command, store_args
+    from bpexp.tracking.store import ui_link
 
     shown = redact(tracking_uri)
     if shown.startswith(("http://", "https://")):
-        click.echo(f"see it at {shown.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
+        click.echo(f"see it at {ui_link(shown, experiment_id, run_id)}")
     else:
         store = store_args(tracking_uri)
         click.echo(f"see it in the MLflow UI: {bpexp_command('ui', *store)}   "
@@ -166,12 +167,25 @@ def ui(port: int, tracking_uri: str | None) -> None:
     code = run_server(
         cmd, env_with_own_bin({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}), ready_url=f"{url}/health",
         ready_timeout=120,
-        on_ready=lambda: click.echo(f"open {url}  (Ctrl-C to stop)"),
+        on_ready=lambda: _print_ui_links(url, uri),
         on_early_exit=lambda c: click.secho(f"error: the MLflow UI exited (code {c}) before answering on {url}; "
                                             f"its messages are above", fg="red", err=True),
         on_slow=lambda: click.echo(f"the MLflow UI does not answer on {url} after 120 s; still waiting"),
     )
     sys.exit(code)
+
+
+def _print_ui_links(url: str, uri: str) -> None:
+    """The UI's address, and a link per recent experiment that opens its runs (not the GenAI view)."""
+    from mlflow import MlflowClient
+
+    from bpexp.tracking.store import ui_link
+
+    click.echo(f"open {url}  (Ctrl-C to stop)")
+    recent = MlflowClient(uri).search_experiments(max_results=5, order_by=["last_update_time DESC"])
+    for exp in recent:
+        if exp.name != "Default" or len(recent) == 1:
+            click.echo(f"  {exp.name}: {ui_link(url, exp.experiment_id)}")
 
 
 COMMANDS = [train, runs, ui]

@@ -196,6 +196,17 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
+def ui_link(server_url: str, experiment_id: str, run_id: str | None = None) -> str:
+    """A link into the MLflow UI that opens in its "Model training" view.
+
+    MLflow 3.17's UI keeps one GenAI / Model training switch per browser (GenAI at first) and
+    follows it over the experiment's kind tag; the ``workflowType`` query parameter wins over both
+    (checked in headless chromium by ``tests/tracking/test_tracking_cli.py::test_ui_serves_the_projects_runs``).
+    """
+    page = f"#/experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{server_url.rstrip('/')}/{page}?workflowType=machine_learning"
+
+
 def _get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     from mlflow.exceptions import MlflowException
 

@@ -149,11 +149,12 @@ def _counts(counts: dict[str, int]) -> str:
 
 def where_to_look(result: SweepResult) -> list[str]:
     from bpexp.shell import bpexp_command, store_args
+    from bpexp.tracking.store import ui_link
 
     uri = redact(result.tracking_uri)
     store = store_args(result.tracking_uri)
     if uri.startswith(("http://", "https://")):
-        see = f"see it: {uri.rstrip('/')}/#/experiments/{result.experiment_id}/runs/{result.parent_run_id}"
+        see = f"see it: {ui_link(uri, result.experiment_id, result.parent_run_id)}"
     else:
         see = (f"see it: {bpexp_command('ui', *store)}   (the parent run is named after the study; its trials are "
                f"nested under it)")

@@ -11,6 +11,19 @@ import services
 from tracking_helpers import BPEXP, cli_env, run_cli, small_config, store_uri
 
 
+def _printed_link(log, fragment: str, timeout: float = 30.0) -> str:
+    """The first printed word containing ``fragment`` (the UI prints its links once it answers)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        words = [w for w in log.read_text().split() if fragment in w]
+        if words:
+            return words[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no link with {fragment!r} printed:\n{log.read_text()}")
+
+
 def _runs(project):
     from mlflow import MlflowClient
 
@@ -119,7 +132,9 @@ def test_runs_errors_are_clear(project, write_config):
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_ui_serves_the_projects_runs(project, write_config):
+def test_ui_serves_the_projects_runs(project, write_config, browser_page):
+    """The API answers; the printed link opens the experiment's runs in the "Model training" view
+    (MLflow 3.17's UI would otherwise open it in its GenAI view), in a real chromium."""
     import bpexp
 
     result = bpexp.run(write_config("xor", small_config("xor", training={"epochs": 4})), progress=False,
@@ -141,6 +156,14 @@ def test_ui_serves_the_projects_runs(project, write_config):
             f"http://127.0.0.1:{port}/api/2.0/mlflow/metrics/get-history?run_id={result.run_id}&metric_key=val_loss",
             timeout=10))
         assert [m["step"] for m in history["metrics"]] == [1, 2, 3, 4]  # the curve the UI draws
+        link = _printed_link(log, f"/#/experiments/{result.experiment_id}?")
+        browser_page.goto(link)
+        from mlflow import MlflowClient
+
+        run_name = MlflowClient(store_uri(project)).get_run(result.run_id).info.run_name
+        browser_page.get_by_text(run_name, exact=True).first.wait_for()  # the runs table lists it
+        assert browser_page.get_by_role("heading", name="Runs").count() == 1
+        assert browser_page.get_by_text("Detect Issues").count() == 0  # the GenAI overview's button
     finally:
         services.stop_process_group(proc)
     printed = log.read_text()

@@ -66,3 +66,4 @@ def test_cli_against_the_server_prints_where_to_look(mlflow_server_url, tmp_path
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"see it at {mlflow_server_url}/#/experiments/" in done.stdout
+    assert "?workflowType=machine_learning" in done.stdout  # opens the "Model training" view
