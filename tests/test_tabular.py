@@ -323,3 +323,18 @@ def test_a_bad_value_deep_in_a_large_table_names_its_own_row(penguin_model):
     rows = np.arange(len(raw)) + 2
     with pytest.raises(InvalidInputError, match=r"row 9002, column 'year'"):
         penguin_model.check_X(raw, "t.csv", row_numbers=rows)
+
+
+def test_fitted_medians_are_numpys_median_bit_for_bit():
+    # fit_encoder's median takes one partition instead of np.median's three; it must not move a single bit.
+    from bpexp.data.tabular import median_of
+
+    rng = np.random.default_rng(3)
+    for n in [*range(1, 30), 1000, 1001, 100_000]:
+        for x in (rng.standard_normal(n), rng.integers(0, 3, n).astype(float),
+                  np.round(rng.standard_normal(n) * 1e6, 2), np.full(n, 7.25)):
+            assert median_of(x.copy()) == float(np.median(x)), n
+    assert median_of(np.array([])) == 0.0
+    frame = pd.DataFrame({"a": [1.0, np.nan, 4.0, 2.0, np.nan, 8.0], "b": list("xyxyxy")})
+    enc = fit_encoder(frame, infer_roles(frame))
+    assert enc.columns[0].median == float(np.median([1.0, 4.0, 2.0, 8.0])) == 3.0
