@@ -154,7 +154,11 @@ def _read_parquet(path: Path, what: str):
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        # Text columns come back dictionary-encoded (Parquet usually stores them so): pandas then gets
+        # ``category`` columns without hashing a million strings, which is what bpexp makes of them anyway.
+        schema = pq.read_schema(path)
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        table = pq.read_table(path, read_dictionary=text or None)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidInputError(f"{what} is not a readable Parquet file: {_first_line(exc)}") from None
     names = [str(n).strip() for n in table.column_names]
