@@ -260,14 +260,34 @@ def _fit_numeric(col, name: str, standardize: bool, allow_missing: bool) -> Nume
     x = col.to_numpy(dtype=np.float64, na_value=np.nan)
     nan = np.isnan(x)
     any_nan = bool(nan.any())
-    if not any_nan:  # the common case: no copies but the one the median partitions
-        median, filled = median_of(x.copy()), x
+    if not any_nan:  # the common case: one scratch copy, for the median and then for the variance
+        scratch = x.copy()
+        median, filled = median_of(scratch), x
     else:
-        median = median_of(x[~nan])  # a fresh copy, partitioned in place
+        scratch = x[~nan]  # a fresh copy, partitioned in place
+        median = median_of(scratch)
         filled = np.where(nan, median, x)
-    mean, scale = (float(filled.mean()), float(filled.std())) if standardize else (0.0, 1.0)
+        scratch = None
+    mean, scale = mean_std(filled, scratch) if standardize else (0.0, 1.0)
     return NumericColumn(name, median, mean, scale if scale > 0 else 1.0,
                          allow_missing=any_nan or allow_missing, missing_fraction=float(nan.mean()))
+
+
+def mean_std(x: np.ndarray, scratch: np.ndarray | None = None) -> tuple[float, float]:
+    """``(x.mean(), x.std())`` bit for bit, summing ``x`` once, not twice.
+
+    ``np.std`` recomputes the mean and allocates ``x - mean``; here the same
+    operations in the same order (pairwise sums of the same arrays, the same
+    divisions) run once each, the difference written into ``scratch`` (a
+    float64 array of x's size, overwritten) when given.
+    """
+    n = x.size
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = float(np.add.reduce(x) / n)
+    d = np.subtract(x, mean, out=scratch)
+    np.multiply(d, d, out=d)
+    return mean, float(np.sqrt(np.add.reduce(d) / n))
 
 
 def median_of(values: np.ndarray) -> float:
