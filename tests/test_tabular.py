@@ -141,6 +141,13 @@ def test_parquet_and_dataframes_load_like_the_csv(tmp_path, penguins):
     for other in (from_parquet, from_frame):
         assert other.roles.numeric == ds.roles.numeric and other.roles.categorical == ds.roles.categorical
         assert other.digest() == ds.digest()
+    # Parquet's text columns arrive dictionary-encoded: the same encoder and matrix as from the CSV.
+    assert fit_encoder(from_parquet.X, from_parquet.roles).to_dict() == fit_encoder(ds.X, ds.roles).to_dict()
+    np.testing.assert_array_equal(fit_encoder(ds.X, ds.roles).transform(from_parquet.X),
+                                  fit_encoder(ds.X, ds.roles).transform(ds.X))
+    raw.assign(species="Adelie").to_parquet(tmp_path / "one.parquet")
+    with pytest.raises(InvalidInputError, match=r"the target 'species' has a single value \('Adelie'\)"):
+        bpexp.load_dataset(tmp_path / "one.parquet", target="species")
 
 
 def test_numeric_only_tables_keep_the_plain_array_path():
