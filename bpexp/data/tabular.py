@@ -158,7 +158,7 @@ def table_features(frame, roles: ColumnRoles, what: str):
     wanted = set(roles.features)
     for name in [str(c) for c in frame.columns if str(c) in wanted]:  # the table's own column order
         col = frame[name]
-        if col.isna().all():
+        if _all_missing(col):
             raise InvalidInputError(f"{what}: column {name!r} is empty (every value is missing); drop it "
                                     "with dataset.drop")
         if name in roles.numeric:
@@ -168,6 +168,11 @@ def table_features(frame, roles: ColumnRoles, what: str):
     # copy=False: one block per column, no copy of a million rows into one float block (fresh arrays, or
     # pandas' copy-on-write views of the caller's, either way never written through).
     return pd.DataFrame(out, index=frame.index, copy=False)
+
+
+def _all_missing(col) -> bool:
+    """``col.isna().all()``, deciding on the first rows where one of them has a value (no mask of every row)."""
+    return bool(col.iloc[:64].isna().all()) and bool(col.isna().all())
 
 
 def _numeric(col, name: str, what: str, pd):
@@ -193,6 +198,8 @@ def _categories(col):
     cat = col.astype("category")
     keys = [category_key(c) for c in cat.cat.categories]
     if None not in keys and len(set(keys)) == len(keys):
+        if all(isinstance(c, str) for c in cat.cat.categories):  # keys already (text): as it is, no new codes
+            return cat
         return pd.Series(pd.Categorical.from_codes(cat.cat.codes.to_numpy(), categories=keys), index=col.index)
     return col.astype(object).map(category_key, na_action="ignore").astype("category")  # e.g. 3 and 3.0
 
