@@ -348,14 +348,14 @@ def test_fitted_medians_are_numpys_median_bit_for_bit():
 
 
 def _large_csv(path: Path, n: int, special: dict[int, str] | None = None, bom: bool = False,
-               flags: tuple[str, str] = ("True", "False")) -> Path:
+               flags: tuple[str, str] = ("True", "False"), gaps: tuple[str, ...] = ("", "NA", "nan", "NULL", "None")
+               ) -> Path:
     """A CSV file over 5 MB (so read by pyarrow) with gaps in several spellings, text, booleans, dates."""
     rng = np.random.default_rng(0)
     x = np.round(rng.standard_normal(n) * 100, 6)
-    gaps = ["", "NA", "nan", "NULL", "None"]
     lines = ["num,count,full,flag,city,when,note,y"]
     for i in range(n):
-        lines.append(f"{x[i] if i % 97 else gaps[i % 5]},{i % 11 if i % 89 else ''},{i},"
+        lines.append(f"{x[i] if i % 97 else gaps[i % len(gaps)]},{i % 11 if i % 89 else ''},{i},"
                      f"{flags[0] if i % 3 else flags[1]},{['Oslo', 'Rome', 'NA', ''][i % 4] if i % 5 else 'Lima'},"
                      f"2026-01-{1 + i % 28:02d},"
                      f"\"a, {i % 6}\",{i % 3}")
@@ -372,10 +372,17 @@ def test_a_large_csv_reads_through_pyarrow_exactly_as_pandas_reads_it(tmp_path, 
     from bpexp.data import files
 
     # A blank line (an all-missing row to pandas) would make a boolean column objects: text flags with it.
+    # Gaps as blanks only in the numbers: pyarrow's first read (blank = missing) does; "NA" words in the
+    # text columns then become missing values. "NA" in numbers: the second read, with pandas' NA list.
     path = _large_csv(tmp_path / "big.csv", 120_000, special={50_000: ""} if blank_line else None, bom=True,
-                      flags=("yes", "no") if blank_line else ("True", "False"))
+                      flags=("yes", "no") if blank_line else ("True", "False"),
+                      gaps=("", "nan") if blank_line else ("", "NA", "nan", "NULL", "None"))
     names = files._csv_header(path, files.DEFAULT_ENCODING, ",", "x")
     assert files._read_csv_arrow(path, names, ",", files.DEFAULT_ENCODING, pd) is not None  # the fast reader
+    import pyarrow as pa
+
+    types = files._sample_types(path, names, ",", files.DEFAULT_ENCODING, pd, pa)
+    assert files._arrow_frame(path, names, ",", types, [""], pa)[1] == blank_line  # which read it took
     fast = bpexp.load_dataset(path, target="y")
     monkeypatch.setattr(files, "ARROW_MIN_BYTES", float("inf"))  # the same file through pandas' reader
     slow = bpexp.load_dataset(path, target="y")
