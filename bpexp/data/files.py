@@ -271,9 +271,8 @@ def _read_parquet(path: Path, what: str):
     # One block per column: pandas then wraps Arrow's buffers instead of copying every float column into one.
     frame = table.to_pandas(split_blocks=True)
     del table
-    # The reader's freed buffers back to the system: Arrow's allocator keeps them, and the fresh memory that
-    # comes next (the split, the training matrix) then waits for the kernel to compact pages (measured: a
-    # 160 MB matrix took 0.35-0.83 s to write after a Parquet read, 0.06 s after this).
+    # The reader's freed buffers back to the system (Arrow's allocator keeps them), for the split and the
+    # training matrix that come next.
     pa.default_memory_pool().release_unused()
     frame.columns = names
     return frame
