@@ -102,13 +102,12 @@ def _read_csv_arrow(path: Path, names: list[str], sep: str, encoding: str, pd):
     types = _sample_types(path, names, sep, encoding, pd, pa)
     if types is None:
         return None
-    from pandas._libs.parsers import STR_NA_VALUES  # read_csv's default NA strings
-
+    na_words = _pandas_na_strings()
     # pyarrow matches every cell against its list of NA strings, which costs a quarter of its read (measured):
     # first only blank cells; text columns then drop pandas' NA words from their categories, and a number
     # column holding one ("NA" from R) fails that read, so it reads again with pandas' whole list.
     frame = None
-    for nulls in ([""], sorted(STR_NA_VALUES)):
+    for nulls in ([""], sorted(na_words)):
         frame, parsed = _arrow_frame(path, names, sep, types, nulls, pa)
         if parsed:  # read (or read and found to differ from pandas): no second try
             break
@@ -119,10 +118,20 @@ def _read_csv_arrow(path: Path, names: list[str], sep: str, encoding: str, pd):
         return None
     for name, kind in types.items():
         if pa.types.is_dictionary(kind):
-            words = [c for c in frame[name].cat.categories if c in STR_NA_VALUES]
+            words = [c for c in frame[name].cat.categories if c in na_words]
             if words:
                 frame[name] = frame[name].cat.remove_categories(words)
     return frame
+
+
+def _pandas_na_strings() -> frozenset[str]:
+    """The strings ``pandas.read_csv`` reads as missing by default (its documented ``na_values`` list)."""
+    try:
+        from pandas._libs.parsers import STR_NA_VALUES  # pandas' own set, should it ever change
+    except ImportError:  # pragma: no cover - a pandas that moved it: the list its documentation gives
+        STR_NA_VALUES = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",  # noqa: N806
+                         "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+    return frozenset(STR_NA_VALUES)
 
 
 def _arrow_frame(path: Path, names: list[str], sep: str, types: dict, nulls: list[str], pa):
