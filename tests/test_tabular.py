@@ -141,6 +141,13 @@ def test_parquet_and_dataframes_load_like_the_csv(tmp_path, penguins):
     for other in (from_parquet, from_frame):
         assert other.roles.numeric == ds.roles.numeric and other.roles.categorical == ds.roles.categorical
         assert other.digest() == ds.digest()
+    # Parquet's text columns arrive dictionary-encoded: the same encoder and matrix as from the CSV.
+    assert fit_encoder(from_parquet.X, from_parquet.roles).to_dict() == fit_encoder(ds.X, ds.roles).to_dict()
+    np.testing.assert_array_equal(fit_encoder(ds.X, ds.roles).transform(from_parquet.X),
+                                  fit_encoder(ds.X, ds.roles).transform(ds.X))
+    raw.assign(species="Adelie").to_parquet(tmp_path / "one.parquet")
+    with pytest.raises(InvalidInputError, match=r"the target 'species' has a single value \('Adelie'\)"):
+        bpexp.load_dataset(tmp_path / "one.parquet", target="species")
 
 
 def test_numeric_only_tables_keep_the_plain_array_path():
@@ -323,3 +330,89 @@ def test_a_bad_value_deep_in_a_large_table_names_its_own_row(penguin_model):
     rows = np.arange(len(raw)) + 2
     with pytest.raises(InvalidInputError, match=r"row 9002, column 'year'"):
         penguin_model.check_X(raw, "t.csv", row_numbers=rows)
+
+
+def test_fitted_medians_are_numpys_median_bit_for_bit():
+    # fit_encoder's median takes one partition instead of np.median's three; it must not move a single bit.
+    from bpexp.data.tabular import median_of
+
+    rng = np.random.default_rng(3)
+    for n in [*range(1, 30), 1000, 1001, 100_000]:
+        for x in (rng.standard_normal(n), rng.integers(0, 3, n).astype(float),
+                  np.round(rng.standard_normal(n) * 1e6, 2), np.full(n, 7.25)):
+            assert median_of(x.copy()) == float(np.median(x)), n
+    assert median_of(np.array([])) == 0.0
+    frame = pd.DataFrame({"a": [1.0, np.nan, 4.0, 2.0, np.nan, 8.0], "b": list("xyxyxy")})
+    enc = fit_encoder(frame, infer_roles(frame))
+    assert enc.columns[0].median == float(np.median([1.0, 4.0, 2.0, 8.0])) == 3.0
+
+
+def _large_csv(path: Path, n: int, special: dict[int, str] | None = None, bom: bool = False,
+               flags: tuple[str, str] = ("True", "False"), gaps: tuple[str, ...] = ("", "NA", "nan", "NULL", "None")
+               ) -> Path:
+    """A CSV file over 5 MB (so read by pyarrow) with gaps in several spellings, text, booleans, dates."""
+    rng = np.random.default_rng(0)
+    x = np.round(rng.standard_normal(n) * 100, 6)
+    lines = ["num,count,full,flag,city,when,note,y"]
+    for i in range(n):
+        lines.append(f"{x[i] if i % 97 else gaps[i % len(gaps)]},{i % 11 if i % 89 else ''},{i},"
+                     f"{flags[0] if i % 3 else flags[1]},{['Oslo', 'Rome', 'NA', ''][i % 4] if i % 5 else 'Lima'},"
+                     f"2026-01-{1 + i % 28:02d},"
+                     f"\"a, {i % 6}\",{i % 3}")
+    for row, text in (special or {}).items():
+        lines[row - 1] = text  # rows as an editor counts them: the header is row 1
+    data = "\n".join(lines) + "\n"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data.encode())
+    assert path.stat().st_size > 5 * 2**20
+    return path
+
+
+@pytest.mark.parametrize("blank_line", [False, True])
+def test_a_large_csv_reads_through_pyarrow_exactly_as_pandas_reads_it(tmp_path, monkeypatch, blank_line):
+    from bpexp.data import files
+
+    # A blank line (an all-missing row to pandas) would make a boolean column objects: text flags with it.
+    # Gaps as blanks only in the numbers: pyarrow's first read (blank = missing) does; "NA" words in the
+    # text columns then become missing values. "NA" in numbers: the second read, with pandas' NA list.
+    path = _large_csv(tmp_path / "big.csv", 120_000, special={50_000: ""} if blank_line else None, bom=True,
+                      flags=("yes", "no") if blank_line else ("True", "False"),
+                      gaps=("", "nan") if blank_line else ("", "NA", "nan", "NULL", "None"))
+    names = files._csv_header(path, files.DEFAULT_ENCODING, ",", "x")
+    assert files._read_csv_arrow(path, names, ",", files.DEFAULT_ENCODING, pd) is not None  # the fast reader
+    import pyarrow as pa
+
+    types = files._sample_types(path, names, ",", files.DEFAULT_ENCODING, pd, pa)
+    assert files._arrow_frame(path, names, ",", types, [""], pa)[1] == blank_line  # which read it took
+    fast = bpexp.load_dataset(path, target="y")
+    monkeypatch.setattr(files, "ARROW_MIN_BYTES", float("inf"))  # the same file through pandas' reader
+    slow = bpexp.load_dataset(path, target="y")
+    assert fast.roles.numeric == slow.roles.numeric == ["num", "count", "full"]
+    assert fast.roles.categorical == slow.roles.categorical == ["flag", "city", "when", "note"]
+    assert fast.roles.value_types == slow.roles.value_types
+    assert fast.digest() == slow.digest() and list(fast.X.index) == list(slow.X.index)
+    assert (50_000 not in fast.X.index) == blank_line and fast.X.index[-1] == 120_001  # rows as the file counts
+    np.testing.assert_array_equal(fast.y, slow.y)
+    enc = fit_encoder(slow.X, slow.roles)
+    assert fit_encoder(fast.X, fast.roles).to_dict() == enc.to_dict()
+    np.testing.assert_array_equal(enc.transform(fast.X), enc.transform(slow.X))
+
+
+def test_a_large_csv_pyarrow_cannot_read_as_pandas_does_goes_to_pandas(tmp_path):
+    from bpexp.data import files
+
+    # A word deep in a number column: pandas' whole read types the column as text, and says where it is.
+    path = _large_csv(tmp_path / "word.csv", 120_000, special={100_000: "oops,1,2,True,Oslo,2026-01-01,x,1"})
+    names = files._csv_header(path, files.DEFAULT_ENCODING, ",", "x")
+    assert files._read_csv_arrow(path, names, ",", files.DEFAULT_ENCODING, pd) is None
+    ds = bpexp.load_dataset(path, target="y")
+    assert "num" in ds.roles.categorical and ds.X.loc[100_000, "num"] == "oops"
+    with pytest.raises(InvalidInputError, match=r"row 100000, column 'num': 'oops' is not a number"):
+        bpexp.load_dataset(path, target="y", numeric=["num"])
+    # A row with a field too many: pandas' own message, with the file's line.
+    bad = _large_csv(tmp_path / "row.csv", 120_000, special={90_000: "1,2,3,True,Oslo,2026-01-01,x,1,extra"})
+    with pytest.raises(InvalidInputError, match=r"row.csv is not a readable CSV file: .*Expected 8 fields in line "
+                                                r"90000, saw 9"):
+        bpexp.load_dataset(bad, target="y")
+    # Gaps in a boolean column: pandas makes it a column of objects, so pandas reads it.
+    gaps = _large_csv(tmp_path / "flag.csv", 120_000, special={80_000: "1,2,3,,Oslo,2026-01-01,x,1"})
+    assert files._read_csv_arrow(gaps, names, ",", files.DEFAULT_ENCODING, pd) is None

