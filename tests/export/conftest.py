@@ -18,6 +18,7 @@ Tests must not change these runs' metrics; registering or exporting them is fine
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,3 +120,11 @@ def iris_rows() -> tuple[list[str], list[list[float]], list[str]]:
         rows = list(csv.reader(fh))
     header, body = rows[0], [r for r in rows[1:] if r]
     return header[:-1], [[float(v) for v in r[:-1]] for r in body], [r[-1] for r in body]
+
+
+@pytest.fixture
+def export_copy(iris_export, tmp_path) -> Path:
+    """A copy of the iris export that a test may damage."""
+    dest = tmp_path / "copy"
+    shutil.copytree(iris_export.path, dest)
+    return dest

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -71,13 +70,6 @@ def test_folder_only_run_loads_by_runs_uri(store):
 
 
 # ------------------------------------------------------------------------------ damaged models
-@pytest.fixture
-def export_copy(iris_export, tmp_path) -> Path:
-    dest = tmp_path / "copy"
-    shutil.copytree(iris_export.path, dest)
-    return dest
-
-
 def _weights(path: Path) -> Path:
     return path / "artifacts" / "bpexp_model" / "weights.npz"
 

@@ -19,13 +19,6 @@ import bpexp
 from bpexp.errors import ModelFormatError
 
 
-@pytest.fixture
-def export_copy(iris_export, tmp_path) -> Path:
-    dest = tmp_path / "copy"
-    shutil.copytree(iris_export.path, dest)
-    return dest
-
-
 def _native(path: Path) -> Path:
     return path / "artifacts" / "bpexp_model"
 
