@@ -78,6 +78,37 @@ def run_queue_wait() -> float | None:
     return total / 1e9
 
 
+def runnable_others(looks: int = 5, pause: float = 0.0005) -> int | None:
+    """The fewest runnable tasks of other processes seen in a few quick looks, or None if unknown.
+
+    Linux's ``/proc/loadavg`` counts the tasks running or ready to run right now (its fourth
+    field); this process's own runnable threads (``/proc/self/task/*/stat``) are subtracted.
+    The fewest over the looks ignores a task that only woke up for a moment.
+    """
+    seen = []
+    try:
+        for i in range(looks):
+            if i:
+                time.sleep(pause)
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+            seen.append(running - _own_running_threads())
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, min(seen))
+
+
+def _own_running_threads() -> int:
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                count += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):  # the thread ended meanwhile
+            continue
+    return count
+
+
 def _blas_libraries() -> list:
     global _controller
     if _controller is None:
@@ -158,6 +189,14 @@ class BlasThreads:
             self._set(1)
             self.auto = False  # nothing to choose from
             self.reason = "one core available"
+            return
+        others = runnable_others()
+        if others is not None and most - others <= 1:  # the other cores are taken right now
+            self._set(1)
+            self.wait_fraction = None
+            self.reason = f"{others} other process{'es' if others > 1 else ''} running on the other cores"
+            self._expected = float("inf")
+            self._mark = (run_queue_wait(), time.perf_counter())
             return
         self._set(most)
         t0 = time.perf_counter()
