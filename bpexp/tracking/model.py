@@ -157,6 +157,28 @@ def _pyfunc_options(folder: Path, model, example) -> dict:
 
 
 @contextlib.contextmanager
+def _without_requirement_self_check():
+    """Skip MLflow's check that the model's pip requirements match the installed packages.
+
+    :func:`requirements` pins exactly the installed versions, so the check cannot find a
+    mismatch; it costs ~1.5 s per saved model (``importlib.metadata.packages_distributions``
+    reads every installed package's file list), a sixth of a whole ``bpexp train``. MLflow has
+    no option for this, so its module-level function is swapped for the duration of the save;
+    if a future MLflow moves it, nothing is swapped and the check simply runs.
+    """
+    from mlflow.utils import environment
+
+    original = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if original is not None:
+        environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    try:
+        yield
+    finally:
+        if original is not None:
+            environment.warn_dependency_requirement_mismatches = original
+
+
+@contextlib.contextmanager
 def _quiet_validation():
     """MLflow announces "Validating input example against model signature" at INFO on stderr,
     which notebooks show as a red block after every logged model: hold its loggers at WARNING."""
@@ -214,7 +236,7 @@ def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT_KEY
         model.save(folder)
-        with using_store(tracking_uri), _quiet_validation():
+        with using_store(tracking_uri), _quiet_validation(), _without_requirement_self_check():
             info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id,
                              model_id=logged.model_id, **_pyfunc_options(folder, model, example))
     return info.model_uri
@@ -240,7 +262,7 @@ def save_pyfunc_model(path: str | Path, model, example, metadata: dict | None = 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT_KEY
         model.save(folder)
-        with _quiet_validation():
+        with _quiet_validation(), _without_requirement_self_check():
             mlflow.pyfunc.save_model(path=str(path), metadata=metadata, **_pyfunc_options(folder, model, example))
     # Loading the model to check the example compiles bytecode inside the copied code.
     for pycache in path.rglob("__pycache__"):

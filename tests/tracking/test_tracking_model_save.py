@@ -1,0 +1,28 @@
+"""Saving a pyfunc model: MLflow's self-check of bpexp's pinned requirements is skipped, nothing else."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import bpexp
+from bpexp.tracking.model import input_example, requirements, save_pyfunc_model
+
+
+def test_save_skips_only_the_self_check_and_puts_it_back(tmp_path, monkeypatch):
+    from mlflow.utils import environment, requirements_utils
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), rng.integers(0, 3, 60)
+    model = bpexp.MLP([4, 8, 3], seed=0)
+    bpexp.fit(model, X, y, epochs=2)
+    checked = []
+    monkeypatch.setattr(environment, "warn_dependency_requirement_mismatches", lambda reqs: checked.append(reqs))
+    original = environment.warn_dependency_requirement_mismatches
+
+    path = save_pyfunc_model(tmp_path / "model", model, input_example(model, X, ["a", "b", "c", "d"]))
+
+    assert checked == []  # not called during the save ...
+    assert environment.warn_dependency_requirement_mismatches is original  # ... and put back afterwards
+    pinned = (path / "requirements.txt").read_text().split()
+    assert pinned == requirements()  # the versions installed here: the check could not have found a mismatch
+    assert requirements_utils._check_requirement_satisfied(pinned[1]) is None  # numpy==<installed> holds
