@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import pytest
 
 import bpexp
 from bpexp.errors import InvalidInputError
-from bpexp.nn.optimizers import MIN_PARALLEL_PARAMS, OPTIMIZERS, SGD, Adam, AdamW, RMSprop, get_optimizer
-from bpexp.nn.parallel import SecondThread
+from bpexp.nn.optimizers import OPTIMIZERS, SGD, Adam, AdamW, RMSprop, get_optimizer
 
 N_WEIGHTS = 6  # params[:6] are "weights", params[6:] "biases" in these tests
 
@@ -259,67 +257,3 @@ def test_clip_norm_must_be_positive():
     with pytest.raises(InvalidInputError, match="clip_norm must be positive, got 0"):
         bpexp.fit(model, np.eye(2), [0, 1], clip_norm=0)
     assert math.isfinite(model.params.sum())
-
-
-@pytest.mark.parametrize("make", [
-    lambda: SGD(lr=0.1), lambda: SGD(lr=0.1, momentum=0.9, nesterov=True), lambda: Adam(lr=1e-3),
-    lambda: AdamW(lr=1e-3, weight_decay=0.1), lambda: RMSprop(lr=1e-3),
-], ids=["sgd", "nesterov", "adam", "adamw", "rmsprop"])
-def test_a_step_on_two_threads_is_the_same_bits_as_on_one(make):
-    rng = np.random.default_rng(0)
-    n, n_weights = MIN_PARALLEL_PARAMS + 12_345, MIN_PARALLEL_PARAMS // 2 + 7  # weight/bias border in half 1
-    start = rng.normal(size=n).astype(np.float32)
-    grads = [rng.normal(size=n).astype(np.float32) for _ in range(4)]
-    results = []
-    for threads in (1, 2):
-        opt, params = make(), start.copy()
-        opt.setup(params, n_weights)
-        opt.set_threads(threads)
-        assert (opt._second is not None) == (threads == 2)
-        for g in grads:
-            opt.step(params, g.copy())
-        opt.set_threads(1)
-        results.append(params)
-    assert np.array_equal(results[0], results[1])
-    assert not any(t.name.startswith("bpexp-") for t in threading.enumerate())
-
-
-def test_small_parameter_arrays_stay_on_one_thread():
-    opt = Adam()
-    opt.setup(np.zeros(MIN_PARALLEL_PARAMS - 1, np.float32), 10)
-    opt.set_threads(2)
-    assert opt._second is None
-
-
-def test_second_thread_hands_errors_back_and_ends():
-    worker = SecondThread("bpexp-test")
-    done = []
-    worker.run(lambda: done.append("mine"), lambda: done.append("theirs"))
-    assert sorted(done) == ["mine", "theirs"]
-    with pytest.raises(ZeroDivisionError):
-        worker.run(lambda: None, lambda: 1 / 0)
-    worker.run(lambda: None, lambda: done.append("again"))  # still serving after an error
-    worker.close()
-    worker.close()
-    assert "again" in done and not any(t.name == "bpexp-test" for t in threading.enumerate())
-
-
-@pytest.mark.parametrize("fails", [False, True])
-def test_fit_ends_the_second_thread(fails):
-    rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(256, 256)).astype(np.float32), rng.integers(0, 10, 256)
-    model = bpexp.MLP([256, 512, 10], seed=0)  # 136,714 parameters: above the parallel threshold
-    seen = []
-
-    def on_epoch_end(epoch, logs):
-        seen.extend(t.name for t in threading.enumerate())
-        if fails:
-            raise ZeroDivisionError
-
-    try:
-        bpexp.fit(model, X, y, optimizer="adam", epochs=2, threads=2,
-                  callbacks=[bpexp.LambdaCallback(on_epoch_end=on_epoch_end)])
-    except ZeroDivisionError:
-        assert fails
-    assert "bpexp-adam" in seen  # the step did run on two threads
-    assert not any(t.name.startswith("bpexp-") for t in threading.enumerate())

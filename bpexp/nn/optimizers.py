@@ -10,10 +10,7 @@ of passes (each ~25 us over MNIST's 235,146 float32 parameters; ``np.sqrt`` ~85)
 every constant factor is folded into one scalar so that no pass is spent on it,
 and ``g * g`` is used instead of ``np.square`` (same numbers, ~30 % faster).
 Fusing further is not possible in NumPy alone (no fused multiply-add ufunc):
-Adam is 10 passes, RMSprop 8, SGD with momentum 4. What is left is to run the
-passes on two cores when the thread policy found a free one
-(:meth:`Optimizer.set_threads`): each thread updates one half of the arrays, the
-same bits as one thread.
+Adam is 10 passes, RMSprop 8, SGD with momentum 4.
 """
 
 from __future__ import annotations
@@ -23,10 +20,6 @@ import math
 import numpy as np
 
 from bpexp.errors import InvalidInputError
-from bpexp.nn.parallel import SecondThread
-
-#: Below this many parameters a step is too short (~25 us) for a second thread to pay for its hand-off.
-MIN_PARALLEL_PARAMS = 100_000
 
 
 class Optimizer:
@@ -50,57 +43,9 @@ class Optimizer:
         """Allocate fresh state for ``params`` (called once per :func:`bpexp.fit`)."""
         self.n_weights = n_weights
         self._tmp = np.empty_like(params)
-        self._halves: tuple | None = None
-        self._halves_of: tuple = ()
-        self.set_threads(1)
-
-    def set_threads(self, n: int) -> None:
-        """Run each step on ``n`` threads (two at most); 1 ends the second thread.
-
-        Only for parameter arrays of at least :data:`MIN_PARALLEL_PARAMS`: below that one
-        thread is faster.
-        """
-        second = getattr(self, "_second", None)
-        want = n > 1 and self._tmp.size >= MIN_PARALLEL_PARAMS
-        if want and second is None:
-            self._second = SecondThread(f"bpexp-{self.name}")
-        elif not want:
-            if second is not None:
-                second.close()
-            self._second = None
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         """Update ``params`` in place from ``grads``."""
-        scalars = self._advance()
-        if self._second is None:
-            self._update(params, grads, self._tmp, self._state(), 0, scalars)
-            return
-        (p1, g1, t1, s1, a), (p2, g2, t2, s2, b) = self._split(params, grads)
-        self._second.run(lambda: self._update(p1, g1, t1, s1, a, scalars),
-                         lambda: self._update(p2, g2, t2, s2, b, scalars))
-
-    def _split(self, params: np.ndarray, grads: np.ndarray) -> tuple:
-        """Two halves of (params, grads, tmp, state, start) as views, cached for the arrays of a fit."""
-        if self._halves_of != (id(params), id(grads)):  # the views keep the arrays (and their ids) alive
-            h = (params.size // 2) // 16 * 16  # 64-byte aligned halves for the SIMD loops
-            state = self._state()
-            self._halves = tuple(
-                (params[sl], grads[sl], self._tmp[sl], tuple(x[sl] for x in state), start)
-                for sl, start in ((slice(0, h), 0), (slice(h, None), h))
-            )
-            self._halves_of = (id(params), id(grads))
-        return self._halves
-
-    def _advance(self) -> tuple:
-        """Per-step scalars (step counter, bias corrections), computed once for both halves."""
-        return ()
-
-    def _state(self) -> tuple:
-        """The state arrays shaped like the parameters."""
-        return ()
-
-    def _update(self, p, g, tmp, state: tuple, start: int, scalars: tuple) -> None:
-        """The elementwise update of one slice of the arrays; ``start`` is its offset in the parameters."""
         raise NotImplementedError
 
     def config(self) -> dict:
@@ -131,26 +76,24 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def setup(self, params, n_weights):
-        self._v = np.zeros_like(params) if self.momentum else None
         super().setup(params, n_weights)
+        self._v = np.zeros_like(params) if self.momentum else None
 
-    def _state(self):
-        return () if self._v is None else (self._v,)
-
-    def _update(self, p, g, tmp, state, start, scalars):
-        if not state:
-            np.multiply(g, self.lr, out=tmp)
+    def step(self, params, grads):
+        tmp = self._tmp
+        if self._v is None:
+            np.multiply(grads, self.lr, out=tmp)
         else:
-            (v,) = state
+            v = self._v
             v *= self.momentum
-            v += g
+            v += grads
             if self.nesterov:
                 np.multiply(v, self.momentum, out=tmp)
-                tmp += g
+                tmp += grads
                 tmp *= self.lr
             else:
                 np.multiply(v, self.lr, out=tmp)
-        p -= tmp
+        params -= tmp
 
 
 class Adam(Optimizer):
@@ -181,38 +124,32 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
     def setup(self, params, n_weights):
+        super().setup(params, n_weights)
         self._m = np.zeros_like(params)  # M = m / (1 - beta1)
         self._v = np.zeros_like(params)  # V = v / (1 - beta2)
         self._t = 0
-        super().setup(params, n_weights)
 
-    def _state(self):
-        return self._m, self._v
-
-    def _decay(self, p, start: int) -> None:
+    def _decay(self, params):
         pass
 
-    def _advance(self):
+    def step(self, params, grads):
         self._t += 1
-        b1, b2 = self.beta1, self.beta2
+        b1, b2, m, v, tmp = self.beta1, self.beta2, self._m, self._v, self._tmp
+        m *= b1
+        m += grads
+        v *= b2
+        np.multiply(grads, grads, out=tmp)
+        v += tmp
+        self._decay(params)
         # m_hat = (1 - b1) M / (1 - b1^t) and sqrt(v_hat) = s sqrt(V) with s = sqrt((1 - b2) / (1 - b2^t)), so
         # lr m_hat / (sqrt(v_hat) + eps) = lr_t M / (sqrt(V) + eps / s),  lr_t = lr (1 - b1) / ((1 - b1^t) s).
         s = math.sqrt((1.0 - b2) / (1.0 - b2**self._t))
-        return self.lr * (1.0 - b1) / ((1.0 - b1**self._t) * s), self.eps / s
-
-    def _update(self, p, g, tmp, state, start, scalars):
-        (m, v), (lr_t, eps_t) = state, scalars
-        m *= self.beta1
-        m += g
-        v *= self.beta2
-        np.multiply(g, g, out=tmp)
-        v += tmp
-        self._decay(p, start)
+        lr_t = self.lr * (1.0 - b1) / ((1.0 - b1**self._t) * s)
         np.sqrt(v, out=tmp)
-        tmp += eps_t
+        tmp += self.eps / s
         np.divide(m, tmp, out=tmp)
         tmp *= lr_t
-        p -= tmp
+        params -= tmp
 
 
 class AdamW(Adam):
@@ -231,10 +168,9 @@ class AdamW(Adam):
             raise InvalidInputError(f"weight_decay must be >= 0, got {weight_decay}")
         self.weight_decay = float(weight_decay)
 
-    def _decay(self, p, start):
-        n = self.n_weights - start  # the weights come first in the parameter array
-        if self.weight_decay and n > 0:
-            p[:n] *= 1.0 - self.lr * self.weight_decay
+    def _decay(self, params):
+        if self.weight_decay:
+            params[: self.n_weights] *= 1.0 - self.lr * self.weight_decay
 
 
 class RMSprop(Optimizer):
@@ -256,24 +192,21 @@ class RMSprop(Optimizer):
         self.rho, self.eps = float(rho), float(eps)
 
     def setup(self, params, n_weights):
-        self._s = np.zeros_like(params)  # S = s / (1 - rho)
         super().setup(params, n_weights)
+        self._s = np.zeros_like(params)  # S = s / (1 - rho)
 
-    def _state(self):
-        return (self._s,)
-
-    def _update(self, p, g, tmp, state, start, scalars):
-        (s,) = state
+    def step(self, params, grads):
+        s, tmp = self._s, self._tmp
         s *= self.rho
-        np.multiply(g, g, out=tmp)
+        np.multiply(grads, grads, out=tmp)
         s += tmp
         # sqrt(s) = c sqrt(S) with c = sqrt(1 - rho): lr g / (sqrt(s) + eps) = (lr / c) g / (sqrt(S) + eps / c).
         c = math.sqrt(1.0 - self.rho)
         np.sqrt(s, out=tmp)
         tmp += self.eps / c
-        np.divide(g, tmp, out=tmp)
+        np.divide(grads, tmp, out=tmp)
         tmp *= self.lr / c
-        p -= tmp
+        params -= tmp
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Adam, AdamW, RMSprop)}

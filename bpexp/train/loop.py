@@ -165,7 +165,6 @@ def _train(trainer: Trainer, loop, orders, validation, callbacks: list, blas: Bl
     history = trainer.history
     try:
         history.blas_threads = blas.start(loop.probe_step)
-        trainer.optimizer.set_threads(blas.current or 1)  # a core free for BLAS is free for the step too
         loop.blas = blas if blas.auto else None
         for cb in callbacks:
             cb.on_train_begin(trainer)
@@ -191,7 +190,6 @@ def _train(trainer: Trainer, loop, orders, validation, callbacks: list, blas: Bl
         finally:
             history.blas_threads = blas.current
             blas.restore()
-            trainer.optimizer.set_threads(1)
 
 
 def _epoch(trainer: Trainer, loop, epoch: int, perm: np.ndarray, validation) -> dict:
@@ -244,7 +242,6 @@ class _EpochRunner:
         total_loss, correct, n = 0.0, 0, perm.size
         n_batches = -(-n // bs)
         blas, clock = self.blas, time.perf_counter
-        threads = blas.current if blas is not None else None
         t_step = clock()
         for b, start in enumerate(range(0, n, bs)):
             idx = perm[start : start + bs]
@@ -272,9 +269,6 @@ class _EpochRunner:
             if blas is not None:
                 t_prev, t_step = t_step, clock()
                 blas.after_step(t_step - t_prev, self.probe_step)
-                if blas.current != threads:
-                    threads = blas.current
-                    opt.set_threads(threads)
                 t_step = clock()  # a probe's own time is not the next step's
         if not np.isfinite(model.params, out=self.finite).all():
             self.restore(f"weights became non-finite during epoch {epoch}")
