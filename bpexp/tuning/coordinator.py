@@ -331,6 +331,11 @@ def _run_processes(specs, standby, slots, tick, study, client, setup, notes, sco
                 p.join(timeout=0.5 / len(procs))
             watch()
             interrupted = scope.signalled is not None
+        _reap(procs, reaped, host, study, client, setup, notes)  # one may have exited after the last watch
+        if not interrupted and slots.left > 0 and not slots.stopped:
+            # A worker that died after every other worker stopped asking for trials gave its slot back
+            # (study.retry_failed): nobody is left to claim it, so this process runs the retry now.
+            interrupted = not run_worker(specs[0], slots, on_trial_end=tick)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
