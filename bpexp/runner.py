@@ -29,6 +29,17 @@ from bpexp.data import Dataset, Split, load_dataset, split
 from bpexp.nn import MLP, SGD, Adam, AdamW, RMSprop, get_schedule
 from bpexp.nn.tabular import TabularEncoder
 from bpexp.signals import Interrupted
+from bpexp.tracking.tags import (
+    DATASET_DIGEST_TAG,
+    DATASET_TAG,
+    EPOCHS_RUN_TAG,
+    GIT_DIRTY_TAG,
+    SEED_TAG,
+    STATUS_TAG,
+    STOP_REASON_TAG,
+    TASK_TAG,
+    VERSION_TAG,
+)
 from bpexp.train import Callback, EarlyStopping, History, ProgressBar, fit
 
 
@@ -199,7 +210,7 @@ def _ask_git(directory: str) -> tuple[tuple[str, str], ...]:
         dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
     except (OSError, subprocess.TimeoutExpired):
         return ()
-    return (("mlflow.source.git.commit", head.stdout.strip()), ("bpexp.git_dirty", str(dirty).lower()))
+    return (("mlflow.source.git.commit", head.stdout.strip()), (GIT_DIRTY_TAG, str(dirty).lower()))
 
 
 # ------------------------------------------------------------------------------ the run
@@ -290,11 +301,11 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
     model = build_model(cfg, dataset, encoder)
     experiment_id = get_or_create_experiment(client, experiment or cfg.tracking.experiment or "bpexp", uri)
     run_tags = {
-        "bpexp.version": __version__,
-        "bpexp.dataset": dataset.name,
-        "bpexp.dataset_digest": dataset.digest(),
-        "bpexp.seed": str(cfg.seed),
-        "bpexp.task": dataset.task,
+        VERSION_TAG: __version__,
+        DATASET_TAG: dataset.name,
+        DATASET_DIGEST_TAG: dataset.digest(),
+        SEED_TAG: str(cfg.seed),
+        TASK_TAG: dataset.task,
         **git_tags(base_dir),
         **cfg.tracking.tags,
         **(tags or {}),
@@ -354,9 +365,9 @@ def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, 
     summary = {**val, **test, **_best_values(history)}
     if history.best_epoch is not None:
         summary["best_epoch"] = history.best_epoch
-    stop_tags = {"bpexp.status": history.status, "bpexp.epochs_run": len(history)}
+    stop_tags = {STATUS_TAG: history.status, EPOCHS_RUN_TAG: len(history)}
     if history.stop_reason:
-        stop_tags["bpexp.stop_reason"] = history.stop_reason
+        stop_tags[STOP_REASON_TAG] = history.stop_reason
     if final_tags is not None:
         stop_tags.update(final_tags(history))
     tracked.log_summary(summary, stop_tags, step=len(history))

@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 from bpexp.tracking.liveness import Heartbeat, identity_tags
+from bpexp.tracking.tags import ERROR_TAG, MODEL_URI_TAG
 from bpexp.tracking.writer import get_writer
 from bpexp.train.callbacks import Callback
 
@@ -130,7 +131,7 @@ class TrackedRun:
         from bpexp.tracking.model import log_pyfunc_model
 
         uri = log_pyfunc_model(self.tracking_uri, self.run_id, model, example)
-        self.set_tags({"bpexp.model_uri": uri})
+        self.set_tags({MODEL_URI_TAG: uri})
         return uri
 
     def log_model_folder(self, model, example=None, artifact_path: str = "bpexp_model") -> None:
@@ -164,7 +165,7 @@ class TrackedRun:
                 from bpexp.redaction import redact
 
                 error = redact(error)  # messages may quote a tracking or storage URI with its password
-                self.set_tags({"bpexp.error": error[:5000], "mlflow.note.content": f"**{status}**: {error}"})
+                self.set_tags({ERROR_TAG: error[:5000], "mlflow.note.content": f"**{status}**: {error}"})
             self.client.set_terminated(self.run_id, status=status)
 
 

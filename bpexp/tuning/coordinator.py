@@ -26,6 +26,7 @@ from bpexp import signals
 from bpexp.config.sweep import Sweep, check_objective_metric, load_sweep
 from bpexp.errors import InvalidInputError
 from bpexp.redaction import redact
+from bpexp.tracking.tags import ERROR_TAG, ROLE_TAG, STORAGE_TAG, STUDY_TAG, VERSION_TAG
 from bpexp.train.loop import limit_blas_threads
 from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_trial_run, trial_tags
 from bpexp.tuning.progress import Progress
@@ -267,8 +268,8 @@ def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direct
                 client.update_run(run_id, status="RUNNING")
             client.log_batch(run_id, tags=[RunTag(k, v) for k, v in identity_tags().items()])  # this process now
             return run_id
-    tags = {"bpexp.study": sw.study_name, "bpexp.role": "sweep", "bpexp.version": __version__,
-            "bpexp.storage": describe(storage_url), **identity_tags()}
+    tags = {STUDY_TAG: sw.study_name, ROLE_TAG: "sweep", VERSION_TAG: __version__,
+            STORAGE_TAG: describe(storage_url), **identity_tags()}
     if sw.source is not None:
         tags["mlflow.source.name"] = str(sw.source)
     run = client.create_run(experiment_id, run_name=sw.study_name, tags=tags)
@@ -409,7 +410,7 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
             pass  # a heartbeat check failed it first (and called the retry callback)
         failed.append(trial.number)
         if run is not None and run.info.status == "RUNNING":
-            tags = {**trial_tags(setup.study_name, trial.number, "FAIL"), "bpexp.error": reason}
+            tags = {**trial_tags(setup.study_name, trial.number, "FAIL"), ERROR_TAG: reason}
             client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
             client.set_terminated(run.info.run_id, status="FAILED")
     return failed
@@ -446,5 +447,5 @@ def _finish(result: SweepResult, study, client, setup, *, plots: bool, scope) ->
     result.failure = None if result.interrupted else no_completed_trial(result, client)
     if result.failure is not None:
         status = "FAILED"
-        client.set_tag(result.parent_run_id, "bpexp.error", result.failure)
+        client.set_tag(result.parent_run_id, ERROR_TAG, result.failure)
     client.set_terminated(result.parent_run_id, status=status)
