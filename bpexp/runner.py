@@ -286,6 +286,7 @@ def run(
 def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model, log_plots,
          log_inputs, final_tags, wait_for_metrics, overrides, kwargs) -> RunResult:
     from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, get_writer
+    from bpexp.tracking.failures import StoreWriteError, as_store_error, store_errors
     from bpexp.tracking.store import project_dir, resolve_tracking_uri
 
     overrides = {**(overrides or {}), **{k.replace("__", "."): v for k, v in kwargs.items()}}
@@ -299,7 +300,8 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
     if encoder is not None and progress:
         print(f"{dataset.name}: {dataset.roles.describe()} -> {encoder.n_features_out} inputs", file=sys.stderr)
     model = build_model(cfg, dataset, encoder)
-    experiment_id = get_or_create_experiment(client, experiment or cfg.tracking.experiment or "bpexp", uri)
+    with store_errors(uri, "creating the experiment"):
+        experiment_id = get_or_create_experiment(client, experiment or cfg.tracking.experiment or "bpexp", uri)
     run_tags = {
         VERSION_TAG: __version__,
         DATASET_TAG: dataset.name,
@@ -313,8 +315,9 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
     if config_path is not None:
         run_tags["mlflow.source.name"] = str(Path(config_path))
     signals.check()  # a signal during setup: stop before a run exists
-    tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
-                         parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
+    with store_errors(uri, "creating the run"):
+        tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
+                             parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
     try:
         signals.check()
         tracked.log_params({**cfg.flat(), **_feature_params(dataset, encoder)})
@@ -337,18 +340,39 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
         raise RunInterrupted(signum, tracked.run_id, uri, _end(tracked, "KILLED", signals.describe(signum))) \
             from None
     except BaseException as exc:
+        store_error = as_store_error(exc, uri)
+        if store_error is not None:  # one line, and the run ends FAILED with it if the store still takes writes
+            raise StoreWriteError(_failed_on_store(tracked, client, str(store_error))) from None
         problem = _end(tracked, "FAILED", f"{type(exc).__name__}: {exc}")
         if problem:
             print(f"bpexp: {problem}", file=sys.stderr)
         raise
-    tracked.end("FINISHED")
+    with store_errors(uri, "ending the run"):
+        tracked.end("FINISHED")
     return result
 
 
-def _end(tracked, status: str, why: str) -> str | None:
+def _failed_on_store(tracked, client, line: str) -> str:
+    """End the run FAILED after a store failure; the line says what the store holds now (read back)."""
+    tracked.abandon_metrics()  # the queued metrics cannot be written: do not retry each one at exit
+    problem = _end(tracked, "FAILED", line, flush=False)  # two writes
+    status = None
+    if problem is None:
+        try:
+            status = client.get_run(tracked.run_id).info.status
+        except Exception:  # noqa: BLE001 - the store cannot even be read
+            pass
+    if problem is None and status == "FAILED":
+        return f"{line}; run {tracked.run_id} ended FAILED"
+    return (f"{line}; the store could not record the end state of run {tracked.run_id}"
+            f"{f' (it holds {status})' if status else ''}: once the store works again, the next bpexp command "
+            f"on it marks the run KILLED (its process is gone)")
+
+
+def _end(tracked, status: str, why: str, flush: bool = True) -> str | None:
     """End the run ``status`` after an error; returns what went wrong ending it (never raises over the error)."""
     try:
-        tracked.end(status, why)
+        tracked.end(status, why, flush=flush)
     except Exception as exc:  # noqa: BLE001 - the error that ended the run is the one to raise
         return f"ending run {tracked.run_id} {status}: {type(exc).__name__}: {str(exc)[:300]}"
     return None

@@ -97,6 +97,10 @@ class TrackedRun:
         """Block until every queued metric is in the store."""
         self._writer.flush()
 
+    def abandon_metrics(self) -> None:
+        """The store failed for good: drop the queued metrics rather than retry each of them at exit."""
+        self._writer.abandon()
+
     def settle(self, success: bool) -> None:
         """Flush the queued metrics, or (success without waiting) only checkpoint them."""
         if success and not self.wait_for_metrics:
@@ -156,10 +160,12 @@ class TrackedRun:
                 self.client.log_artifacts(self.run_id, tmp, artifact_path)
 
     # -------------------------------------------------------------- end
-    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
-        """Flush metrics, record ``error`` (tag ``bpexp.error`` and the run note), set the status."""
+    def end(self, status: str = "FINISHED", error: str | None = None, flush: bool = True) -> None:
+        """Flush metrics (unless ``flush=False``: the store failed), record ``error`` (tag ``bpexp.error``
+        and the run note), set the status."""
         try:
-            self.settle(status == "FINISHED")
+            if flush:
+                self.settle(status == "FINISHED")
         finally:
             if error:
                 from bpexp.redaction import redact
