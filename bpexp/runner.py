@@ -230,6 +230,7 @@ def run(
     final_tags: Callable[[History], dict[str, str]] | None = None,
     wait_for_metrics: bool = True,
     overrides: dict[str, Any] | None = None,
+    on_run_created: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """Run one tracked experiment and return its :class:`RunResult`.
@@ -270,6 +271,9 @@ def run(
     overrides : dict, optional
         ``{"optimizer.lr": 0.01}``; keyword arguments with ``__`` for dots do the
         same: ``optimizer__lr=0.01``.
+    on_run_created : callable, optional
+        ``on_run_created(run_id)``, called as soon as the MLflow run exists (a sweep
+        records the run id on its trial then, so it is never looked up by tags).
 
     Raises
     ------
@@ -280,11 +284,11 @@ def run(
     """
     with signals.scope(redeliver=True):  # a notebook's Ctrl-C is recorded, acted on between epochs
         return _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model,
-                    log_plots, log_inputs, final_tags, wait_for_metrics, overrides, kwargs)
+                    log_plots, log_inputs, final_tags, wait_for_metrics, overrides, on_run_created, kwargs)
 
 
 def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model, log_plots,
-         log_inputs, final_tags, wait_for_metrics, overrides, kwargs) -> RunResult:
+         log_inputs, final_tags, wait_for_metrics, overrides, on_run_created, kwargs) -> RunResult:
     from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, get_writer
     from bpexp.tracking.failures import StoreWriteError, as_store_error, store_errors
     from bpexp.tracking.store import project_dir, resolve_tracking_uri
@@ -319,6 +323,8 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
         tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
                              parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
     try:
+        if on_run_created is not None:
+            on_run_created(tracked.run_id)
         signals.check()
         tracked.log_params({**cfg.flat(), **_feature_params(dataset, encoder)})
         if log_inputs:

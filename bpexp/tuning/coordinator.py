@@ -398,9 +398,10 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(WORKER_ATTR) != worker:
             continue
-        run = find_trial_run(client, setup, trial.number)
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)  # recorded when the run was created
+        run = client.get_run(run_id) if run_id else find_trial_run(client, setup, trial.number)  # older bpexp: tags
         try:
-            if run is not None:
+            if run is not None and not run_id:
                 storage.set_trial_user_attr(trial._trial_id, RUN_ID_ATTR, run.info.run_id)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()

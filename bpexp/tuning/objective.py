@@ -143,11 +143,10 @@ class Objective:
             result = run(s.sweep.base_data, tracking_uri=s.tracking_uri, experiment=s.experiment, callbacks=[pruning],
                          progress=False, parent_run_id=s.parent_run_id, tags=tags, log_model="folder",
                          log_plots=False, log_inputs=False, final_tags=final_tags, wait_for_metrics=False,
-                         overrides=overrides)
+                         overrides=overrides, on_run_created=lambda run_id: trial.set_user_attr(RUN_ID_ATTR, run_id))
         except BaseException as exc:
             self._mark_failed_run(trial, exc)
             raise
-        trial.set_user_attr(RUN_ID_ATTR, result.run_id)
         if pruning.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at} ({s.metric}={pruning.last_value:.4g})")
         value = self._objective_value(result)
@@ -174,18 +173,16 @@ class Objective:
             self.client.set_terminated(run_id, status=status)
 
     def _mark_failed_run(self, trial: optuna.Trial, exc: BaseException) -> None:
-        """The runner ended the run FAILED (or KILLED on Ctrl-C): tag it and link it to the trial."""
-        s = self.setup
+        """The runner ended the run FAILED (or KILLED on Ctrl-C): tag it (the trial holds its id)."""
         try:
-            found = find_trial_run(self.client, s, trial.number)
-            if found is None:
+            run_id = trial.user_attrs.get(RUN_ID_ATTR)  # recorded when the run was created
+            if run_id is None:
                 return  # failed before a run existed (nothing to mark in MLflow)
-            trial.set_user_attr(RUN_ID_ATTR, found.info.run_id)
             tags: dict[str, Any] = {TRIAL_STATE_TAG: "FAIL", TRIAL_PARAMS_TAG: json.dumps(trial.params)[:5000]}
             interrupted = isinstance(exc, KeyboardInterrupt)
             if interrupted:
                 tags[ERROR_TAG] = "interrupted: the sweep was stopped while this trial trained"
-            self._update_run(found.info.run_id, tags, {}, status="FAILED" if interrupted else None)
+            self._update_run(run_id, tags, {}, status="FAILED" if interrupted else None)
         except Exception as err:  # noqa: BLE001 - the trial's own error matters more; the coordinator reconciles
             import sys
 

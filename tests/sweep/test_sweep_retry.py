@@ -62,6 +62,11 @@ def test_retry_failed_reruns_the_trial_of_a_killed_worker(project, mlflow_sqlite
     finally:
         code, output = finish(proc, log, timeout=400)
     assert code == 0, output
+    # Run identity on the trial: recorded when the run was created, while it still trained.
+    client = MlflowClient(mlflow_sqlite_uri)
+    victim_run = client.get_run(victim.user_attrs["mlflow_run_id"])
+    assert victim_run.data.tags["bpexp.trial_number"] == str(victim.number)
+    assert victim_run.info.status == "FAILED" and "its worker died" in victim_run.data.tags["bpexp.error"]
     study = open_study(journal, "slow")
     retried = [t for t in study.trials if RetryFailedTrialCallback.retried_trial_number(t) == victim.number]
     assert study.trials[victim.number].state == TrialState.FAIL
