@@ -29,6 +29,17 @@ from bpexp.data import Dataset, Split, load_dataset, split
 from bpexp.nn import MLP, SGD, Adam, AdamW, RMSprop, get_schedule
 from bpexp.nn.tabular import TabularEncoder
 from bpexp.signals import Interrupted
+from bpexp.tracking.tags import (
+    DATASET_DIGEST_TAG,
+    DATASET_TAG,
+    EPOCHS_RUN_TAG,
+    GIT_DIRTY_TAG,
+    SEED_TAG,
+    STATUS_TAG,
+    STOP_REASON_TAG,
+    TASK_TAG,
+    VERSION_TAG,
+)
 from bpexp.train import Callback, EarlyStopping, History, ProgressBar, fit
 
 
@@ -199,7 +210,7 @@ def _ask_git(directory: str) -> tuple[tuple[str, str], ...]:
         dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
     except (OSError, subprocess.TimeoutExpired):
         return ()
-    return (("mlflow.source.git.commit", head.stdout.strip()), ("bpexp.git_dirty", str(dirty).lower()))
+    return (("mlflow.source.git.commit", head.stdout.strip()), (GIT_DIRTY_TAG, str(dirty).lower()))
 
 
 # ------------------------------------------------------------------------------ the run
@@ -219,6 +230,7 @@ def run(
     final_tags: Callable[[History], dict[str, str]] | None = None,
     wait_for_metrics: bool = True,
     overrides: dict[str, Any] | None = None,
+    on_run_created: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """Run one tracked experiment and return its :class:`RunResult`.
@@ -259,6 +271,9 @@ def run(
     overrides : dict, optional
         ``{"optimizer.lr": 0.01}``; keyword arguments with ``__`` for dots do the
         same: ``optimizer__lr=0.01``.
+    on_run_created : callable, optional
+        ``on_run_created(run_id)``, called as soon as the MLflow run exists (a sweep
+        records the run id on its trial then, so it is never looked up by tags).
 
     Raises
     ------
@@ -269,12 +284,13 @@ def run(
     """
     with signals.scope(redeliver=True):  # a notebook's Ctrl-C is recorded, acted on between epochs
         return _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model,
-                    log_plots, log_inputs, final_tags, wait_for_metrics, overrides, kwargs)
+                    log_plots, log_inputs, final_tags, wait_for_metrics, overrides, on_run_created, kwargs)
 
 
 def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model, log_plots,
-         log_inputs, final_tags, wait_for_metrics, overrides, kwargs) -> RunResult:
+         log_inputs, final_tags, wait_for_metrics, overrides, on_run_created, kwargs) -> RunResult:
     from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, get_writer
+    from bpexp.tracking.failures import StoreWriteError, as_store_error, store_errors
     from bpexp.tracking.store import project_dir, resolve_tracking_uri
 
     overrides = {**(overrides or {}), **{k.replace("__", "."): v for k, v in kwargs.items()}}
@@ -288,13 +304,14 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
     if encoder is not None and progress:
         print(f"{dataset.name}: {dataset.roles.describe()} -> {encoder.n_features_out} inputs", file=sys.stderr)
     model = build_model(cfg, dataset, encoder)
-    experiment_id = get_or_create_experiment(client, experiment or cfg.tracking.experiment or "bpexp", uri)
+    with store_errors(uri, "creating the experiment"):
+        experiment_id = get_or_create_experiment(client, experiment or cfg.tracking.experiment or "bpexp", uri)
     run_tags = {
-        "bpexp.version": __version__,
-        "bpexp.dataset": dataset.name,
-        "bpexp.dataset_digest": dataset.digest(),
-        "bpexp.seed": str(cfg.seed),
-        "bpexp.task": dataset.task,
+        VERSION_TAG: __version__,
+        DATASET_TAG: dataset.name,
+        DATASET_DIGEST_TAG: dataset.digest(),
+        SEED_TAG: str(cfg.seed),
+        TASK_TAG: dataset.task,
         **git_tags(base_dir),
         **cfg.tracking.tags,
         **(tags or {}),
@@ -302,9 +319,12 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
     if config_path is not None:
         run_tags["mlflow.source.name"] = str(Path(config_path))
     signals.check()  # a signal during setup: stop before a run exists
-    tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
-                         parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
+    with store_errors(uri, "creating the run"):
+        tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
+                             parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
     try:
+        if on_run_created is not None:
+            on_run_created(tracked.run_id)
         signals.check()
         tracked.log_params({**cfg.flat(), **_feature_params(dataset, encoder)})
         if log_inputs:
@@ -326,18 +346,39 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
         raise RunInterrupted(signum, tracked.run_id, uri, _end(tracked, "KILLED", signals.describe(signum))) \
             from None
     except BaseException as exc:
+        store_error = as_store_error(exc, uri)
+        if store_error is not None:  # one line, and the run ends FAILED with it if the store still takes writes
+            raise StoreWriteError(_failed_on_store(tracked, client, str(store_error))) from None
         problem = _end(tracked, "FAILED", f"{type(exc).__name__}: {exc}")
         if problem:
             print(f"bpexp: {problem}", file=sys.stderr)
         raise
-    tracked.end("FINISHED")
+    with store_errors(uri, "ending the run"):
+        tracked.end("FINISHED")
     return result
 
 
-def _end(tracked, status: str, why: str) -> str | None:
+def _failed_on_store(tracked, client, line: str) -> str:
+    """End the run FAILED after a store failure; the line says what the store holds now (read back)."""
+    tracked.abandon_metrics()  # the queued metrics cannot be written: do not retry each one at exit
+    problem = _end(tracked, "FAILED", line, flush=False)  # two writes
+    status = None
+    if problem is None:
+        try:
+            status = client.get_run(tracked.run_id).info.status
+        except Exception:  # noqa: BLE001 - the store cannot even be read
+            pass
+    if problem is None and status == "FAILED":
+        return f"{line}; run {tracked.run_id} ended FAILED"
+    return (f"{line}; the store could not record the end state of run {tracked.run_id}"
+            f"{f' (it holds {status})' if status else ''}: once the store works again, the next bpexp command "
+            f"on it marks the run KILLED (its process is gone)")
+
+
+def _end(tracked, status: str, why: str, flush: bool = True) -> str | None:
     """End the run ``status`` after an error; returns what went wrong ending it (never raises over the error)."""
     try:
-        tracked.end(status, why)
+        tracked.end(status, why, flush=flush)
     except Exception as exc:  # noqa: BLE001 - the error that ended the run is the one to raise
         return f"ending run {tracked.run_id} {status}: {type(exc).__name__}: {str(exc)[:300]}"
     return None
@@ -354,9 +395,9 @@ def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, 
     summary = {**val, **test, **_best_values(history)}
     if history.best_epoch is not None:
         summary["best_epoch"] = history.best_epoch
-    stop_tags = {"bpexp.status": history.status, "bpexp.epochs_run": len(history)}
+    stop_tags = {STATUS_TAG: history.status, EPOCHS_RUN_TAG: len(history)}
     if history.stop_reason:
-        stop_tags["bpexp.stop_reason"] = history.stop_reason
+        stop_tags[STOP_REASON_TAG] = history.stop_reason
     if final_tags is not None:
         stop_tags.update(final_tags(history))
     tracked.log_summary(summary, stop_tags, step=len(history))

@@ -14,6 +14,16 @@ from pathlib import Path
 
 from bpexp.redaction import redact
 from bpexp.shell import bpexp_program, serve_command
+from bpexp.tracking.tags import (
+    DATASET_DIGEST_TAG,
+    DATASET_TAG,
+    EPOCHS_RUN_TAG,
+    STOP_REASON_TAG,
+    STUDY_TAG,
+    TASK_TAG,
+    TRIAL_NUMBER_TAG,
+    VERSION_TAG,
+)
 
 _METRIC_ORDER = ("accuracy", "f1", "log_loss", "r2", "mse", "mae", "loss")
 
@@ -80,17 +90,17 @@ def model_card(result, rm, *, params: dict[str, str], metrics: dict[str, float])
         lines.append(f"| logged model | `{rm.source_model_uri}` |")
     if result.registered_uri:
         lines.append(f"| registered as | `{result.registered_uri}` (version {result.registered_version}) |")
-    for key, label in (("bpexp.study", "sweep study"), ("bpexp.trial_number", "trial"),
-                       ("mlflow.source.git.commit", "git commit"), ("bpexp.version", "bpexp version")):
+    for key, label in ((STUDY_TAG, "sweep study"), (TRIAL_NUMBER_TAG, "trial"),
+                       ("mlflow.source.git.commit", "git commit"), (VERSION_TAG, "bpexp version")):
         if key in tags:
             lines.append(f"| {label} | `{tags[key]}` |")
     lines.append("")
 
     lines += ["## Model", "", _architecture(model), ""]
-    dataset = tags.get("bpexp.dataset", params.get("dataset.name", "unknown"))
-    digest = tags.get("bpexp.dataset_digest", "")
+    dataset = tags.get(DATASET_TAG, params.get("dataset.name", "unknown"))
+    digest = tags.get(DATASET_DIGEST_TAG, "")
     lines += [f"Dataset: **{dataset}**" + (f" (sha256 `{digest[:16]}…`)" if digest else "")
-              + f", task {tags.get('bpexp.task', model.task)}.", ""]
+              + f", task {tags.get(TASK_TAG, model.task)}.", ""]
     if model.classes_ is not None and model.task == "classification":
         labels = ", ".join(f"`{c}`" for c in model.classes_.tolist())
         lines += [f"Classes (in probability-column order): {labels}.", ""]
@@ -106,10 +116,10 @@ def model_card(result, rm, *, params: dict[str, str], metrics: dict[str, float])
     if rows:
         lines += ["## Metrics", "", "| metric | validation | test |", "|---|---|---|", *rows, ""]
     extra = [f"{k} = {metrics[k]:g}" for k in ("best_epoch",) if k in metrics]
-    if "bpexp.epochs_run" in tags:
-        extra.append(f"epochs run = {tags['bpexp.epochs_run']}")
-    if "bpexp.stop_reason" in tags:
-        extra.append(f"stopped: {tags['bpexp.stop_reason']}")
+    if EPOCHS_RUN_TAG in tags:
+        extra.append(f"epochs run = {tags[EPOCHS_RUN_TAG]}")
+    if STOP_REASON_TAG in tags:
+        extra.append(f"stopped: {tags[STOP_REASON_TAG]}")
     if extra:
         lines += ["; ".join(extra) + ".", ""]
 

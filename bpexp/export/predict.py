@@ -9,7 +9,7 @@ import numpy as np
 
 from bpexp.errors import InvalidInputError
 
-_log = logging.getLogger("bpexp.predict")
+_log = logging.getLogger(__name__)
 
 
 def prediction_frame(model, X: np.ndarray, *, proba: bool = False):

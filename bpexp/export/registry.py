@@ -15,6 +15,7 @@ import re
 
 from bpexp.errors import InvalidInputError
 from bpexp.export.errors import ExportError
+from bpexp.tracking.tags import SOURCE_RUN_TAG
 
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -60,7 +61,7 @@ def register_model_version(client, tracking_uri: str, run, name: str, *, alias: 
                     raise
             model_id = model_uri.split("/", 1)[1] if model_uri.startswith("models:/m-") else None
             version = registry.create_model_version(name, source=model_uri, run_id=run.info.run_id,
-                                                    model_id=model_id, tags={"bpexp.source_run": run.info.run_id})
+                                                    model_id=model_id, tags={SOURCE_RUN_TAG: run.info.run_id})
             registry.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
         raise ExportError(f"cannot register the model of run {run.info.run_id} as {name!r} in "

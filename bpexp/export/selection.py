@@ -13,10 +13,8 @@ import math
 
 from bpexp.errors import InvalidInputError
 from bpexp.export.errors import RunNotFoundError
+from bpexp.tracking.tags import ROLE_TAG, STUDY_TAG, TRIAL_NUMBER_TAG, TRIAL_STATE_TAG
 
-STUDY_TAG = "bpexp.study"
-TRIAL_STATE_TAG = "bpexp.trial_state"
-TRIAL_NUMBER_TAG = "bpexp.trial_number"
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -76,7 +74,7 @@ def _candidates(client, experiment: str | None, study: str | None):
     if not runs:
         raise RunNotFoundError(f"no finished runs in {where}")
     parents = {r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags}
-    kept = [r for r in runs if r.info.run_id not in parents and r.data.tags.get("bpexp.role") != "sweep"
+    kept = [r for r in runs if r.info.run_id not in parents and r.data.tags.get(ROLE_TAG) != "sweep"
             and r.data.tags.get(TRIAL_STATE_TAG, "COMPLETE") == "COMPLETE"]
     notes = []
     if len(kept) < len(runs):

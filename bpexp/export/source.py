@@ -24,9 +24,9 @@ import numpy as np
 from bpexp.export.errors import ExportError, NoModelError, RunNotFoundError
 from bpexp.export.loading import bpexp_artifact_dir
 from bpexp.nn.serialization import MODEL_JSON, load_model_folder
+from bpexp.tracking.tags import MODEL_URI_TAG
 
 FOLDER_ARTIFACT = "bpexp_model"  # where runs logged with log_model="folder" keep the native folder
-MODEL_URI_TAG = "bpexp.model_uri"
 EXAMPLE_JSON = "input_example.json"  # optional, in a run's bpexp_model/ folder: example rows with feature names
 _log = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from bpexp.tracking.tags import EPOCHS_RUN_TAG, ESTIMATOR_TAG, TASK_TAG, VERSION_TAG
+
 
 @dataclass(frozen=True)
 class LoggedEstimator:
@@ -69,14 +71,14 @@ def log_estimator(estimator, X_example, *, y_eval=None, X_eval=None, tracking_ur
     uri = resolve_tracking_uri(tracking_uri)
     client = connect(uri)
     experiment_id = get_or_create_experiment(client, experiment, uri)
-    run_tags = {"bpexp.version": __version__, "bpexp.estimator": type(estimator).__name__,
-                "bpexp.task": estimator.model_.task, **(tags or {})}
+    run_tags = {VERSION_TAG: __version__, ESTIMATOR_TAG: type(estimator).__name__,
+                TASK_TAG: estimator.model_.task, **(tags or {})}
     tracked = TrackedRun(client, uri, experiment_id, run_name=run_name, tags=run_tags)
     try:
         tracked.log_params(estimator.get_params(deep=False))
         _log_curves(tracked, estimator)
         summary = _summary(estimator, X_eval, y_eval)
-        tracked.log_summary(summary, {"bpexp.epochs_run": estimator.n_iter_}, step=estimator.n_iter_)
+        tracked.log_summary(summary, {EPOCHS_RUN_TAG: estimator.n_iter_}, step=estimator.n_iter_)
         model_uri = tracked.log_model(estimator.model_, _example(estimator, X_example))
     except BaseException as exc:
         tracked.end("FAILED", f"{type(exc).__name__}: {exc}")

@@ -17,9 +17,8 @@ from __future__ import annotations
 import os
 import time
 
-HOST_TAG = "bpexp.host"
-PID_TAG = "bpexp.pid"
-HEARTBEAT_TAG = "bpexp.heartbeat"
+from bpexp.tracking.tags import ERROR_TAG, HEARTBEAT_TAG, HOST_TAG, PID_TAG
+
 HEARTBEAT_INTERVAL = 30.0  # seconds between heartbeats of a training run
 STALE_AFTER = 3600.0  # a heartbeat this old means dead even when the process cannot be checked (other host)
 
@@ -88,7 +87,7 @@ def end_dead_runs(client) -> list[str]:
             continue
         beat = run.data.tags.get(HEARTBEAT_TAG, "")
         end_ms = int(float(beat) * 1000) if beat.replace(".", "", 1).isdigit() else None
-        client.log_batch(run.info.run_id, tags=[RunTag("bpexp.error", why),
+        client.log_batch(run.info.run_id, tags=[RunTag(ERROR_TAG, why),
                                                 RunTag("mlflow.note.content", f"**KILLED**: {why}")])
         client.set_terminated(run.info.run_id, status="KILLED", end_time=end_ms)
         ended.append(run.info.run_id)

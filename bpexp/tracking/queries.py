@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bpexp.errors import InvalidInputError
 from bpexp.metrics import HIGHER_IS_BETTER
+from bpexp.tracking.tags import PRUNED_AT_EPOCH_TAG, ROLE_TAG, TRIAL_NUMBER_TAG, TRIAL_STATE_TAG
 
 #: Params shown in run tables (column title per param), in this order, when the runs have them.
 KEY_PARAMS = {"model.hidden": "hidden", "model.activation": "activation", "model.dropout": "dropout",
@@ -73,7 +74,7 @@ def sweep_objective(runs) -> tuple[str, bool] | None:
     Runs of several sweeps with different objectives give None.
     """
     objectives = {(r.data.params.get("objective.metric"), r.data.params.get("objective.direction"))
-                  for r in runs if r.data.tags.get("bpexp.role") == "sweep"}
+                  for r in runs if r.data.tags.get(ROLE_TAG) == "sweep"}
     if len(objectives) != 1:
         return None
     metric, direction = objectives.pop()
@@ -136,7 +137,7 @@ def shown_params(runs) -> list[str]:
     Constant params say nothing about why one run beats another and are hidden;
     when nothing varies (a single run), the key params are shown instead.
     """
-    runs = [r for r in runs if r.data.tags.get("bpexp.role") != "sweep"]
+    runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "sweep"]
     names = sorted({k for r in runs for k in r.data.params if not k.startswith(_NOT_SHOWN)})
     varying = [n for n in names if len({r.data.params.get(n) for r in runs}) > 1]
     if not varying:
@@ -147,9 +148,9 @@ def shown_params(runs) -> list[str]:
 
 def run_state(run) -> str:
     """A trial's state (complete, pruned, fail, running) or the run's status (finished, failed...)."""
-    if run.data.tags.get("bpexp.role") == "sweep":
+    if run.data.tags.get(ROLE_TAG) == "sweep":
         return "sweep"
-    return run.data.tags.get("bpexp.trial_state", run.info.status).lower()
+    return run.data.tags.get(TRIAL_STATE_TAG, run.info.status).lower()
 
 
 def runs_table(runs, sort: str | None = None, limit: int | None = None) -> RunsTable:
@@ -166,12 +167,12 @@ def runs_table(runs, sort: str | None = None, limit: int | None = None) -> RunsT
     params = shown_params(runs)
     metrics = [m for m in dict.fromkeys([*([sort] if sort else []), *KEY_METRICS])
                if any(m in r.data.metrics for r in runs)]
-    with_trials = any("bpexp.trial_number" in r.data.tags for r in runs)
+    with_trials = any(TRIAL_NUMBER_TAG in r.data.tags for r in runs)
     columns = ["run", "name", *(["trial"] if with_trials else []), "state",
                *[KEY_PARAMS.get(p, p) for p in params], *metrics]
     rows, records = [], []
     for r in runs:
-        trial = r.data.tags.get("bpexp.trial_number", "")
+        trial = r.data.tags.get(TRIAL_NUMBER_TAG, "")
         row = [r.info.run_id[:8], r.info.run_name or "", *([trial] if with_trials else []), run_state(r)]
         row += [_fmt_param(r.data.params.get(p, "")) for p in params]
         row += [_fmt(r.data.metrics.get(m)) for m in metrics]
@@ -180,6 +181,9 @@ def runs_table(runs, sort: str | None = None, limit: int | None = None) -> RunsT
         if with_trials:
             record["trial"] = int(trial) if trial.isdigit() else None
         record["state"] = run_state(r)
+        if with_trials:
+            pruned_at = r.data.tags.get(PRUNED_AT_EPOCH_TAG, "")
+            record["pruned_at_epoch"] = int(pruned_at) if pruned_at.isdigit() else None
         record.update({p: r.data.params.get(p) for p in params})
         record.update({m: r.data.metrics.get(m) for m in metrics})
         records.append(record)

@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 from bpexp.tracking.liveness import Heartbeat, identity_tags
+from bpexp.tracking.tags import ERROR_TAG, MODEL_URI_TAG
 from bpexp.tracking.writer import get_writer
 from bpexp.train.callbacks import Callback
 
@@ -96,6 +97,10 @@ class TrackedRun:
         """Block until every queued metric is in the store."""
         self._writer.flush()
 
+    def abandon_metrics(self) -> None:
+        """The store failed for good: drop the queued metrics rather than retry each of them at exit."""
+        self._writer.abandon()
+
     def settle(self, success: bool) -> None:
         """Flush the queued metrics, or (success without waiting) only checkpoint them."""
         if success and not self.wait_for_metrics:
@@ -130,7 +135,7 @@ class TrackedRun:
         from bpexp.tracking.model import log_pyfunc_model
 
         uri = log_pyfunc_model(self.tracking_uri, self.run_id, model, example)
-        self.set_tags({"bpexp.model_uri": uri})
+        self.set_tags({MODEL_URI_TAG: uri})
         return uri
 
     def log_model_folder(self, model, example=None, artifact_path: str = "bpexp_model") -> None:
@@ -155,16 +160,18 @@ class TrackedRun:
                 self.client.log_artifacts(self.run_id, tmp, artifact_path)
 
     # -------------------------------------------------------------- end
-    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
-        """Flush metrics, record ``error`` (tag ``bpexp.error`` and the run note), set the status."""
+    def end(self, status: str = "FINISHED", error: str | None = None, flush: bool = True) -> None:
+        """Flush metrics (unless ``flush=False``: the store failed), record ``error`` (tag ``bpexp.error``
+        and the run note), set the status."""
         try:
-            self.settle(status == "FINISHED")
+            if flush:
+                self.settle(status == "FINISHED")
         finally:
             if error:
                 from bpexp.redaction import redact
 
                 error = redact(error)  # messages may quote a tracking or storage URI with its password
-                self.set_tags({"bpexp.error": error[:5000], "mlflow.note.content": f"**{status}**: {error}"})
+                self.set_tags({ERROR_TAG: error[:5000], "mlflow.note.content": f"**{status}**: {error}"})
             self.client.set_terminated(self.run_id, status=status)
 
 

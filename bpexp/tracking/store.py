@@ -91,17 +91,29 @@ def connect(tracking_uri: str):
         )
     if parsed.scheme == "sqlite":
         _create_sqlite_store(tracking_uri)
+    elif parsed.scheme in ("http", "https"):
+        from bpexp.tracking.failures import bounded_http_retries, print_retries
+
+        bounded_http_retries()  # seconds of retries, not MLflow's 4.5 minutes
+        print_retries()
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri)
-    if time.monotonic() - _checked.get(tracking_uri, -CHECK_VALID_SECONDS) < CHECK_VALID_SECONDS:
-        return client  # it answered a moment ago (the trials of a sweep connect once each)
-    if parsed.scheme in ("http", "https"):
-        _check_server(tracking_uri)
     try:
+        client = MlflowClient(tracking_uri)  # a sqlite store is opened (and its schema checked) here
+        if time.monotonic() - _checked.get(tracking_uri, -CHECK_VALID_SECONDS) < CHECK_VALID_SECONDS:
+            return client  # it answered a moment ago (the trials of a sweep connect once each)
+        if parsed.scheme in ("http", "https"):
+            _check_server(tracking_uri)
         client.search_experiments(max_results=1)
+    except TrackingUnavailableError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
-        raise TrackingUnavailableError(f"cannot use the MLflow tracking store {tracking_uri}: {exc}") from None
+        if parsed.scheme == "sqlite" and _repaired_half_created(tracking_uri):
+            return connect(tracking_uri)
+        from bpexp.tracking.failures import short, store_problem
+
+        problem = store_problem(exc, tracking_uri) or f"cannot use the MLflow store {tracking_uri}: {short(exc)}"
+        raise TrackingUnavailableError(problem) from None
     if tracking_uri not in _checked:
         _end_dead_runs(client)
     _checked[tracking_uri] = time.monotonic()
@@ -136,20 +148,91 @@ def _create_sqlite_store(tracking_uri: str) -> None:
     is put in write-ahead-log mode first (a persistent SQLite setting): commits
     get ~30 % cheaper, and readers (the UI, ``bpexp runs``) no longer block the
     trainers, metric writers and sweep workers that write at the same time.
+
+    The tables are created in a side file that is linked into place only once
+    complete: a full disk (or a crash) mid-creation leaves no half-migrated store
+    that every later command would reject ("table secrets already exists").
     """
     db_path = Path(tracking_uri[len("sqlite:///") :])
     if db_path.exists():
         return
-    db_path.parent.mkdir(parents=True, exist_ok=True)
     for key in [k for k in _experiment_ids if k[0] == tracking_uri]:  # a new database: forget its old ids
         del _experiment_ids[key]
+    side = db_path.with_name(f"{db_path.name}.creating-{os.getpid()}")
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        _create_tables(side, artifact_root(tracking_uri))
+        try:
+            os.link(side, db_path)  # never over a store another process created meanwhile
+        except FileExistsError:
+            pass
+    except Exception as exc:  # noqa: BLE001 - one line, and nothing half-made left behind
+        from bpexp.tracking.failures import short, store_problem
+
+        raise TrackingUnavailableError(f"{store_problem(exc, tracking_uri) or short(exc)}; no store was created "
+                                       f"at {db_path}") from None
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{side}{suffix}")
+
+
+def _create_tables(path: Path, default_artifact_root: str | None) -> None:
     import sqlite3
 
-    with contextlib.closing(sqlite3.connect(db_path)) as con:
-        con.execute("PRAGMA journal_mode=WAL")
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    SqlAlchemyStore(tracking_uri, artifact_root(tracking_uri))
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        con.execute("PRAGMA journal_mode=WAL")
+    store = SqlAlchemyStore(f"sqlite:///{path}", default_artifact_root)
+    store.engine.dispose()  # the last connection closes: the write-ahead log is folded into the file
+
+
+def _repaired_half_created(tracking_uri: str) -> bool:
+    """A store MLflow cannot open because its tables were left half-created: moved aside (True) if it holds no runs.
+
+    Raises
+    ------
+    TrackingUnavailableError
+        It holds runs: the message gives the command that migrates it.
+    """
+    import sqlite3
+    import sys
+
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    db_path = Path(tracking_uri[len("sqlite:///") :])
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone() \
+                if "alembic_version" in tables else None
+            runs = con.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+    except sqlite3.Error:
+        return False  # not readable at all: the caller reports the original error
+    head = _get_latest_schema_revision()
+    version = row[0] if row else None
+    if version == head and {"experiments", "runs", "metrics"} <= tables:
+        return False
+    if runs:
+        raise TrackingUnavailableError(
+            f"the MLflow store {db_path} holds {runs} runs but its schema is at revision {version}, not MLflow's "
+            f"{head} (a migration was cut short, or another MLflow version made it): back it up, then run "
+            f"mlflow db upgrade sqlite:///{db_path}")
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    engine = SqlAlchemyStore._engine_map.pop(tracking_uri, None)  # MLflow's cached engine holds the old file open
+    if engine is not None:
+        engine.dispose()
+    aside = db_path.with_name(f"{db_path.name}.half-created-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(db_path, aside)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{db_path}{suffix}", f"{aside}{suffix}")
+    print(f"bpexp: the MLflow store {db_path} was left half-created (schema revision {version}, no runs); moved it "
+          f"to {aside} and created a new one", file=sys.stderr)
+    _checked.pop(tracking_uri, None)
+    return True
 
 
 def _check_server(tracking_uri: str) -> None:
@@ -234,3 +317,14 @@ def quiet_mlflow_logs() -> None:
 
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _ReraisedError) for f in db_log.filters):
+        db_log.addFilter(_ReraisedError())
+
+
+class _ReraisedError:
+    """Drop MLflow's "SQLAlchemy database error" record: it logs the full traceback of an error it then
+    re-raises, so a full disk printed one traceback per failed write; bpexp reports the raised one in one line."""
+
+    def filter(self, record) -> bool:
+        return not record.getMessage().startswith("SQLAlchemy database error")

@@ -88,6 +88,7 @@ class MetricWriter:
         self._token = 0  # the last checkpoint sent
         self._acked = 0  # the last checkpoint the helper confirmed
         self._errors: list[str] = []
+        self._broken = False  # a write failed: closing does not wait for the helper to retry what it holds
         self._lock = threading.Lock()
 
     @property
@@ -95,12 +96,23 @@ class MetricWriter:
         return self._proc.is_alive()
 
     def log(self, run_id: str, metrics: list[MetricTuple]) -> None:
-        """Queue ``metrics`` for ``run_id`` without waiting."""
+        """Queue ``metrics`` for ``run_id`` without waiting.
+
+        Raises
+        ------
+        TrackingWriteError
+            The helper reported a failed write (a full disk, a read-only store...):
+            training stops at the first one instead of going on with nowhere to write.
+        """
         with self._lock:
             self._segments[-1][1][run_id].extend(metrics)
             self._outgoing[run_id].extend(metrics)
             if time.monotonic() - self._last_send >= SEND_INTERVAL:
                 self._send()
+                self._collect_acks(wait_for=None)
+                if self._errors:
+                    self._broken = True
+                    raise TrackingWriteError(_error_line(self.tracking_uri, self._errors))
 
     def checkpoint(self) -> None:
         """Have everything queued so far written soon, without waiting for it.
@@ -123,15 +135,20 @@ class MetricWriter:
             (it died) are written from this process instead.
         """
         with self._lock:
+            self._collect_acks(wait_for=None)
+            if self._errors:  # the store already failed: do not wait for the helper's retries of the rest
+                self._broken = True
+                errors, self._errors = self._errors, []
+                raise TrackingWriteError(_error_line(self.tracking_uri, errors))
             self._seal(urgent=True)
             alive = self._collect_acks(wait_for=self._token, timeout=timeout)
             pending = self._unconfirmed() if not alive else {}
             self._segments = [(None, defaultdict(list))]
             errors, self._errors = self._errors, []
         if pending:  # the helper is gone: write what it may not have written
-            errors += _write_all(_client(self.tracking_uri), pending)
+            errors += _write_all(_client(self.tracking_uri), pending, self.tracking_uri)
         if errors:
-            raise TrackingWriteError(f"could not write metrics to {self.tracking_uri}: " + "; ".join(errors))
+            raise TrackingWriteError(_error_line(self.tracking_uri, errors))
 
     def _send(self) -> None:
         """Hand what accumulated to the queue (with the lock held)."""
@@ -182,6 +199,8 @@ class MetricWriter:
             if kind == "flushed":
                 self._acked = max(self._acked, token)
                 self._errors.extend(errors)
+            elif kind == "error":  # a failed write, reported at once
+                self._errors.extend(e for e in errors if e not in self._errors)
         self._segments = [seg for seg in self._segments if seg[0] is None or seg[0] > self._acked]
         return True
 
@@ -192,8 +211,22 @@ class MetricWriter:
                 merged[run_id].extend(metrics)
         return {run: ms for run, ms in merged.items() if ms}
 
+    def abandon(self) -> None:
+        """The store failed for good: drop what is queued and stop the helper now (it would retry each write)."""
+        with self._lock:
+            self._broken = True
+            self._segments, self._outgoing, self._errors = [(None, defaultdict(list))], defaultdict(list), []
+        self._inbox.cancel_join_thread()  # what is still in the pipe has no reader now: exit must not wait for it
+        self._proc.kill()
+        self._proc.join(timeout=10)
+
     def close(self) -> None:
-        """Flush, then stop the helper process."""
+        """Flush, then stop the helper process (at once if the store already failed: nothing more can be written)."""
+        if self._broken:
+            self._inbox.cancel_join_thread()
+            self._proc.kill()
+            self._proc.join(timeout=10)
+            return
         try:
             self.flush()
         finally:
@@ -224,11 +257,16 @@ class InlineWriter:
         self._lock = threading.Lock()
 
     def log(self, run_id: str, metrics: list[MetricTuple]) -> None:
-        """Hold ``metrics`` for ``run_id``; write everything held once ``INLINE_INTERVAL`` has passed."""
+        """Hold ``metrics`` for ``run_id``; write everything held once ``INLINE_INTERVAL`` has passed.
+
+        Raises :class:`TrackingWriteError` at the first failed write.
+        """
         with self._lock:
             self._pending[run_id].extend(metrics)
             if time.monotonic() - self._last_write >= INLINE_INTERVAL:
                 self._write()
+                if self._errors:
+                    raise TrackingWriteError(_error_line(self.tracking_uri, self._errors))
 
     def checkpoint(self) -> None:
         """Write what is held now; errors are raised by the next :meth:`flush`."""
@@ -241,14 +279,19 @@ class InlineWriter:
             self._write()
             errors, self._errors = self._errors, []
         if errors:
-            raise TrackingWriteError(f"could not write metrics to {self.tracking_uri}: " + "; ".join(errors))
+            raise TrackingWriteError(_error_line(self.tracking_uri, errors))
 
     def _write(self) -> None:
         with shielded():
             if any(self._pending.values()):
-                self._errors += _write_all(self._client, self._pending)
+                self._errors += _write_all(self._client, self._pending, self.tracking_uri)
             self._pending = defaultdict(list)
             self._last_write = time.monotonic()
+
+    def abandon(self) -> None:
+        """The store failed for good: drop what is held."""
+        with self._lock:
+            self._pending, self._errors = defaultdict(list), []
 
     def close(self) -> None:
         self.flush()
@@ -316,8 +359,11 @@ def _client(tracking_uri: str):
     return MlflowClient(tracking_uri)
 
 
-def _write_all(client, pending: dict[str, list[MetricTuple]]) -> list[str]:
+def _write_all(client, pending: dict[str, list[MetricTuple]], tracking_uri: str) -> list[str]:
+    """Write ``pending``; returns one short line per failed run (never the store's 65 KB SQL text)."""
     from mlflow.entities import Metric
+
+    from bpexp.tracking.failures import short, store_problem
 
     errors = []
     for run_id, metrics in pending.items():
@@ -326,9 +372,17 @@ def _write_all(client, pending: dict[str, list[MetricTuple]]) -> list[str]:
             try:
                 client.log_batch(run_id, metrics=chunk, synchronous=True)
             except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
-                errors.append(f"run {run_id}: {exc}")
+                errors.append(store_problem(exc, tracking_uri) or f"could not write metrics to "
+                              f"{redact(tracking_uri)}: {short(exc)}")
                 break
     return errors
+
+
+def _error_line(tracking_uri: str, errors: list[str]) -> str:
+    """The writer's errors as one line: the distinct ones, the first few."""
+    distinct = list(dict.fromkeys(errors))
+    more = f" (and {len(distinct) - 3} more)" if len(distinct) > 3 else ""
+    return "; ".join(distinct[:3]) + more
 
 
 class _Terminate(BaseException):
@@ -355,14 +409,20 @@ def _serve(tracking_uri: str, inbox, outbox, parent_pid: int) -> None:
 
 
 def _serve_loop(tracking_uri: str, inbox, outbox, parent_pid: int) -> None:
+    from bpexp.tracking.store import quiet_mlflow_logs
+
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    quiet_mlflow_logs()  # a failed write is reported to the trainer in one line, not logged with its traceback
     client = _client(tracking_uri)
     pending: dict[str, list[MetricTuple]] = defaultdict(list)
     errors: list[str] = []
 
     def write() -> None:
         if pending:
-            errors.extend(_write_all(client, pending))
+            failed = _write_all(client, pending, tracking_uri)
+            if failed:
+                outbox.put(("error", 0, failed))  # at once: the trainer stops at its next epoch
+            errors.extend(failed)
             pending.clear()
 
     try:

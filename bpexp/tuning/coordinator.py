@@ -26,6 +26,7 @@ from bpexp import signals
 from bpexp.config.sweep import Sweep, check_objective_metric, load_sweep
 from bpexp.errors import InvalidInputError
 from bpexp.redaction import redact
+from bpexp.tracking.tags import ERROR_TAG, ROLE_TAG, STORAGE_TAG, STUDY_TAG, VERSION_TAG
 from bpexp.train.loop import limit_blas_threads
 from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_trial_run, trial_tags
 from bpexp.tuning.progress import Progress
@@ -267,8 +268,8 @@ def _parent_run(study, created, client, experiment_id, sw: Sweep, metric, direct
                 client.update_run(run_id, status="RUNNING")
             client.log_batch(run_id, tags=[RunTag(k, v) for k, v in identity_tags().items()])  # this process now
             return run_id
-    tags = {"bpexp.study": sw.study_name, "bpexp.role": "sweep", "bpexp.version": __version__,
-            "bpexp.storage": describe(storage_url), **identity_tags()}
+    tags = {STUDY_TAG: sw.study_name, ROLE_TAG: "sweep", VERSION_TAG: __version__,
+            STORAGE_TAG: describe(storage_url), **identity_tags()}
     if sw.source is not None:
         tags["mlflow.source.name"] = str(sw.source)
     run = client.create_run(experiment_id, run_name=sw.study_name, tags=tags)
@@ -331,6 +332,11 @@ def _run_processes(specs, standby, slots, tick, study, client, setup, notes, sco
                 p.join(timeout=0.5 / len(procs))
             watch()
             interrupted = scope.signalled is not None
+        _reap(procs, reaped, host, study, client, setup, notes)  # one may have exited after the last watch
+        if not interrupted and slots.left > 0 and not slots.stopped:
+            # A worker that died after every other worker stopped asking for trials gave its slot back
+            # (study.retry_failed): nobody is left to claim it, so this process runs the retry now.
+            interrupted = not run_worker(specs[0], slots, on_trial_end=tick)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
@@ -392,9 +398,10 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(WORKER_ATTR) != worker:
             continue
-        run = find_trial_run(client, setup, trial.number)
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)  # recorded when the run was created
+        run = client.get_run(run_id) if run_id else find_trial_run(client, setup, trial.number)  # older bpexp: tags
         try:
-            if run is not None:
+            if run is not None and not run_id:
                 storage.set_trial_user_attr(trial._trial_id, RUN_ID_ATTR, run.info.run_id)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
@@ -404,7 +411,7 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
             pass  # a heartbeat check failed it first (and called the retry callback)
         failed.append(trial.number)
         if run is not None and run.info.status == "RUNNING":
-            tags = {**trial_tags(setup.study_name, trial.number, "FAIL"), "bpexp.error": reason}
+            tags = {**trial_tags(setup.study_name, trial.number, "FAIL"), ERROR_TAG: reason}
             client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
             client.set_terminated(run.info.run_id, status="FAILED")
     return failed
@@ -441,5 +448,5 @@ def _finish(result: SweepResult, study, client, setup, *, plots: bool, scope) ->
     result.failure = None if result.interrupted else no_completed_trial(result, client)
     if result.failure is not None:
         status = "FAILED"
-        client.set_tag(result.parent_run_id, "bpexp.error", result.failure)
+        client.set_tag(result.parent_run_id, ERROR_TAG, result.failure)
     client.set_terminated(result.parent_run_id, status=status)

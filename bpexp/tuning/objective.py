@@ -27,11 +27,18 @@ import optuna
 
 from bpexp.config.sweep import Sweep
 from bpexp.errors import InvalidInputError, TrainingDivergedError
+from bpexp.tracking.tags import (
+    ERROR_TAG,
+    PRUNED_AT_EPOCH_TAG,
+    STUDY_TAG,
+    TRIAL_NUMBER_TAG,
+    TRIAL_PARAMS_TAG,
+    TRIAL_STATE_TAG,
+)
 from bpexp.train import Callback
 
 RUN_ID_ATTR = "mlflow_run_id"
 WORKER_ATTR = "bpexp_worker"
-STATE_TAG = "bpexp.trial_state"
 
 
 @dataclass
@@ -69,20 +76,20 @@ class PruningCallback(Callback):
 
 
 def trial_tags(study_name: str, number: int, state: str) -> dict[str, str]:
-    return {"bpexp.study": study_name, "bpexp.trial_number": str(number), STATE_TAG: state}
+    return {STUDY_TAG: study_name, TRIAL_NUMBER_TAG: str(number), TRIAL_STATE_TAG: state}
 
 
 def study_filter(study_name: str, parent_run_id: str) -> str:
     """MLflow filter for a study's trial runs (the parent run id tells apart same-named studies)."""
     name = study_name.replace("'", "\\'")
-    return f"tags.`bpexp.study` = '{name}' AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    return f"tags.`{STUDY_TAG}` = '{name}' AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
 
 
 def find_trial_run(client, setup, number: int):
     """The MLflow run of trial ``number`` of ``setup``'s study (by its tags), or None."""
     runs = client.search_runs([setup.experiment_id], max_results=5,
                               filter_string=study_filter(setup.study_name, setup.parent_run_id)
-                              + f" AND tags.`bpexp.trial_number` = '{number}'")
+                              + f" AND tags.`{TRIAL_NUMBER_TAG}` = '{number}'")
     return runs[0] if runs else None
 
 
@@ -119,7 +126,7 @@ class Objective:
         tags = trial_tags(s.study_name, trial.number, "RUNNING")
         if s.sweep.source is not None:
             tags["mlflow.source.name"] = str(s.sweep.source)
-        params_tag = {"bpexp.trial_params": json.dumps(trial.params)[:5000]}
+        params_tag = {TRIAL_PARAMS_TAG: json.dumps(trial.params)[:5000]}
 
         def final_tags(history) -> dict[str, str]:
             # Written with the run's final metrics, in one call: COMPLETE is corrected below in
@@ -127,25 +134,24 @@ class Objective:
             if pruning.pruned_at is not None:
                 # The run ends FINISHED (its model is real, only stopped early); the name tells it
                 # apart in the MLflow UI's runs table, where the status icon cannot.
-                return {**params_tag, STATE_TAG: "PRUNED", "pruned": "true",
-                        "bpexp.pruned_at_epoch": str(pruning.pruned_at),
+                return {**params_tag, TRIAL_STATE_TAG: "PRUNED", "pruned": "true",
+                        PRUNED_AT_EPOCH_TAG: str(pruning.pruned_at),
                         "mlflow.runName": f"{overrides['tracking.run_name']} (pruned at epoch {pruning.pruned_at})"}
-            return {**params_tag, STATE_TAG: "COMPLETE"}
+            return {**params_tag, TRIAL_STATE_TAG: "COMPLETE"}
 
         try:
             result = run(s.sweep.base_data, tracking_uri=s.tracking_uri, experiment=s.experiment, callbacks=[pruning],
                          progress=False, parent_run_id=s.parent_run_id, tags=tags, log_model="folder",
                          log_plots=False, log_inputs=False, final_tags=final_tags, wait_for_metrics=False,
-                         overrides=overrides)
+                         overrides=overrides, on_run_created=lambda run_id: trial.set_user_attr(RUN_ID_ATTR, run_id))
         except BaseException as exc:
             self._mark_failed_run(trial, exc)
             raise
-        trial.set_user_attr(RUN_ID_ATTR, result.run_id)
         if pruning.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at} ({s.metric}={pruning.last_value:.4g})")
         value = self._objective_value(result)
         if not math.isfinite(value):
-            failed = {**params_tag, STATE_TAG: "FAIL", "bpexp.error": f"objective {s.metric} is {value}"}
+            failed = {**params_tag, TRIAL_STATE_TAG: "FAIL", ERROR_TAG: f"objective {s.metric} is {value}"}
             self._update_run(result.run_id, failed, {}, status="FAILED")
             raise TrainingDivergedError(f"trial {trial.number}: the objective {s.metric} is {value}")
         return value
@@ -167,18 +173,16 @@ class Objective:
             self.client.set_terminated(run_id, status=status)
 
     def _mark_failed_run(self, trial: optuna.Trial, exc: BaseException) -> None:
-        """The runner ended the run FAILED (or KILLED on Ctrl-C): tag it and link it to the trial."""
-        s = self.setup
+        """The runner ended the run FAILED (or KILLED on Ctrl-C): tag it (the trial holds its id)."""
         try:
-            found = find_trial_run(self.client, s, trial.number)
-            if found is None:
+            run_id = trial.user_attrs.get(RUN_ID_ATTR)  # recorded when the run was created
+            if run_id is None:
                 return  # failed before a run existed (nothing to mark in MLflow)
-            trial.set_user_attr(RUN_ID_ATTR, found.info.run_id)
-            tags: dict[str, Any] = {STATE_TAG: "FAIL", "bpexp.trial_params": json.dumps(trial.params)[:5000]}
+            tags: dict[str, Any] = {TRIAL_STATE_TAG: "FAIL", TRIAL_PARAMS_TAG: json.dumps(trial.params)[:5000]}
             interrupted = isinstance(exc, KeyboardInterrupt)
             if interrupted:
-                tags["bpexp.error"] = "interrupted: the sweep was stopped while this trial trained"
-            self._update_run(found.info.run_id, tags, {}, status="FAILED" if interrupted else None)
+                tags[ERROR_TAG] = "interrupted: the sweep was stopped while this trial trained"
+            self._update_run(run_id, tags, {}, status="FAILED" if interrupted else None)
         except Exception as err:  # noqa: BLE001 - the trial's own error matters more; the coordinator reconciles
             import sys
 

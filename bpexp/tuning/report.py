@@ -21,7 +21,16 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from bpexp.tuning.objective import RUN_ID_ATTR, STATE_TAG, study_filter
+from bpexp.tracking.tags import (
+    BEST_RUN_ID_TAG,
+    BEST_TRIAL_TAG,
+    ERROR_TAG,
+    MODEL_URI_TAG,
+    SKIPPED_PLOTS_TAG,
+    TRIAL_NUMBER_TAG,
+    TRIAL_STATE_TAG,
+)
+from bpexp.tuning.objective import RUN_ID_ATTR, study_filter
 
 PLOTS = {
     "optimization_history": "plot_optimization_history",
@@ -40,7 +49,7 @@ def study_runs(client, setup) -> dict[int, list]:
                                                                                     setup.parent_run_id),
                                   max_results=1000, page_token=token)
         for run in page:
-            number = run.data.tags.get("bpexp.trial_number")
+            number = run.data.tags.get(TRIAL_NUMBER_TAG)
             if number is not None:
                 by_number.setdefault(int(number), []).append(run)
         token = page.token
@@ -65,10 +74,10 @@ def reconcile(study: optuna.Study, client, setup) -> list[str]:
         for run in runs.get(trial.number, []):
             state = trial.state.name
             tags = {}
-            if run.data.tags.get(STATE_TAG) != state:
-                tags[STATE_TAG] = state
+            if run.data.tags.get(TRIAL_STATE_TAG) != state:
+                tags[TRIAL_STATE_TAG] = state
             if run.info.status == "RUNNING":
-                tags["bpexp.error"] = f"the trial ended {state} while its run was still open (worker stopped or killed)"
+                tags[ERROR_TAG] = f"the trial ended {state} while its run was still open (worker stopped or killed)"
             if tags:
                 client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
             if run.info.status == "RUNNING":
@@ -106,9 +115,9 @@ def summarize_parent(study: optuna.Study, client, parent_run_id: str) -> None:
     if best is not None:
         metrics.update(best_value=best.value, best_trial_number=best.number)
         tags.update({f"best.{k}": str(v) for k, v in best.params.items()})
-        tags["bpexp.best_trial"] = str(best.number)
+        tags[BEST_TRIAL_TAG] = str(best.number)
         if best.user_attrs.get(RUN_ID_ATTR):
-            tags["bpexp.best_run_id"] = best.user_attrs[RUN_ID_ATTR]
+            tags[BEST_RUN_ID_TAG] = best.user_attrs[RUN_ID_ATTR]
     client.log_batch(parent_run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
                      tags=[RunTag(k, v) for k, v in tags.items()])
 
@@ -130,8 +139,8 @@ def log_best_model(study: optuna.Study, client, setup) -> str | None:
     if run_id is None:
         return None
     run = client.get_run(run_id)
-    if run.data.tags.get("bpexp.model_uri"):
-        return run.data.tags["bpexp.model_uri"]
+    if run.data.tags.get(MODEL_URI_TAG):
+        return run.data.tags[MODEL_URI_TAG]
     with tempfile.TemporaryDirectory() as tmp:
         folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="bpexp_model", dst_path=tmp,
                                                      tracking_uri=setup.tracking_uri)
@@ -139,7 +148,7 @@ def log_best_model(study: optuna.Study, client, setup) -> str | None:
     dataset, parts = load_data(setup.sweep.base, Path.cwd())
     X = parts.X_test if len(parts.y_test) else parts.X_val
     uri = log_pyfunc_model(setup.tracking_uri, run_id, model, input_example(model, X, dataset.feature_names))
-    client.set_tag(run_id, "bpexp.model_uri", uri)
+    client.set_tag(run_id, MODEL_URI_TAG, uri)
     return uri
 
 
@@ -194,7 +203,7 @@ def log_study_plots(study: optuna.Study, client, parent_run_id: str) -> tuple[li
             skipped[name] = f"{type(exc).__name__}: {exc}"
             plt.close("all")
     if skipped:
-        client.set_tag(parent_run_id, "bpexp.skipped_plots", json.dumps(skipped)[:5000])
+        client.set_tag(parent_run_id, SKIPPED_PLOTS_TAG, json.dumps(skipped)[:5000])
     return logged, skipped
 
 

@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 
 from bpexp.errors import BpexpError
 from bpexp.redaction import redact
+from bpexp.tracking.tags import ERROR_TAG
 from bpexp.tuning.objective import RUN_ID_ATTR
 
 
@@ -33,7 +34,7 @@ def no_completed_trial(result: SweepResult, client=None) -> str | None:
     failed = [t for t in added if t.state == TrialState.FAIL and RUN_ID_ATTR in t.user_attrs]
     if failed and client is not None:
         try:
-            error = client.get_run(failed[0].user_attrs[RUN_ID_ATTR]).data.tags.get("bpexp.error", "")
+            error = client.get_run(failed[0].user_attrs[RUN_ID_ATTR]).data.tags.get(ERROR_TAG, "")
         except Exception:  # noqa: BLE001 - the counts say enough
             error = ""
         if error:

@@ -70,6 +70,11 @@ class Slots:
         self._stop.value = 1
 
     @property
+    def left(self) -> int:
+        """Slots not yet claimed (-1: unlimited)."""
+        return self._left.value
+
+    @property
     def stopped(self) -> bool:
         return bool(self._stop.value)
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bpexp.errors import InvalidInputError
+from bpexp.tracking.tags import EPOCHS_RUN_TAG, PRUNED_AT_EPOCH_TAG, STUDY_TAG, TRIAL_NUMBER_TAG, TRIAL_STATE_TAG
 from bpexp.widgets.tabledata import Column, Record, TableSource
 
-STUDY_TAG = "bpexp.study"
-TRIAL_NUMBER_TAG = "bpexp.trial_number"
-TRIAL_STATE_TAG = "bpexp.trial_state"
 #: Run states whose data can no longer change (their curves are cached).
 TERMINAL = {"FINISHED", "FAILED", "KILLED"}
 #: Metrics shown after the sort metric when runs have them (final and best values).
@@ -138,7 +136,7 @@ class RunsController(TableSource):
     def _record(self, run, params: list[str], metrics: list[str]) -> Record:
         tags = run.data.tags
         values = {"name": self.labels[run.info.run_id], "state": self.state(run.info.run_id),
-                  "epochs": _number(tags.get("bpexp.epochs_run") or tags.get("bpexp.pruned_at_epoch"))}
+                  "epochs": _number(tags.get(EPOCHS_RUN_TAG) or tags.get(PRUNED_AT_EPOCH_TAG))}
         if TRIAL_NUMBER_TAG in tags:
             values["trial"] = _number(tags[TRIAL_NUMBER_TAG])
         values.update({f"param:{p}": param_cell(run.data.params.get(p)) for p in params})

@@ -95,3 +95,18 @@ def test_printed_commands_of_the_sweep_run_as_printed(sweep_store, tmp_path):
     done = subprocess.run(["sh", "-c", export], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "best-model" / "MLmodel").is_file() and "trial 0" in done.stdout
+
+
+def test_a_pruned_trial_shows_its_pruned_epoch_in_runs_and_the_widget(sweep_store):
+    """Read back from the store: ``bpexp runs --format json`` and RunsController both give epoch 1 for trial 2."""
+    from bpexp.widgets.runs import RunsController
+
+    uri, study, _ = sweep_store
+    assert study.trials[2].state.name == "PRUNED" and max(study.trials[2].intermediate_values) == 1
+    records = {r.get("trial"): r for r in json.loads(_runs(uri, "--format", "json"))}
+    assert records[2]["state"] == "pruned" and records[2]["pruned_at_epoch"] == 1
+    assert records[0]["pruned_at_epoch"] is None and records[1]["pruned_at_epoch"] is None
+    table = RunsController(study="tabled", tracking_uri=uri).table()
+    widget_rows = {r.values["trial"]: r.values for r in table.records}
+    assert widget_rows[2]["state"] == "pruned" and widget_rows[2]["epochs"] == 1
+    assert widget_rows[0]["epochs"] == 6  # a complete trial: every epoch
