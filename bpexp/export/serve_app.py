@@ -21,7 +21,7 @@ from bpexp.export.serve_errors import ServedModel, normalise_error
 
 MODEL_ENV = "BPEXP_SERVE_MODEL"  # the local model directory to serve
 
-_log = logging.getLogger("bpexp.serve")
+_log = logging.getLogger(__name__)
 
 
 def create_app():

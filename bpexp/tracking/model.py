@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bpexp.tracking.tags import MODEL_EXPERIMENT_TAG, MODEL_LABEL_TAG, MODEL_RUN_NAME_TAG
+
 PYFUNC_CODE = Path(__file__).resolve().parent.parent / "pyfunc_model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ARTIFACT_KEY = "bpexp_model"  # the pyfunc artifact holding the native model folder
@@ -25,7 +27,6 @@ ARTIFACT_KEY = "bpexp_model"  # the pyfunc artifact holding the native model fol
 # to Model.log is ignored once the model exists: the name IS the artifact path. Named otherwise,
 # runs:/<run_id>/model would stop loading in mlflow.pyfunc.load_model and mlflow models serve.
 MODEL_NAME = "model"
-LABEL_TAG = "bpexp.name"  # "<experiment>-<run name>": what the logged model is, in its tags
 DESCRIPTION_TAG = "mlflow.note.content"  # the "Description" the MLflow UI shows on a logged model's page
 _NOT_IN_NAMES = re.compile(r"""[/:.%"'\s]+""")  # characters MLflow refuses in a logged model's name
 
@@ -212,7 +213,7 @@ def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
     would file it under whatever experiment is active in the process, usually
     Default). Its name stays ``model`` (see ``MODEL_NAME``); what it is goes in
     its tags: ``bpexp.name`` (``<experiment>-<run name>``), ``bpexp.experiment``
-    and ``bpexp.run_name`` (searchable: ``tags.`bpexp.name` = '...'``), and a
+    and ``bpexp.run_name`` (searchable with MLflow's logged-model search), and a
     description starting with that label, which the MLflow UI shows on the
     model's page (its tags it does not show).
     """
@@ -230,7 +231,7 @@ def log_pyfunc_model(tracking_uri: str, run_id: str, model, example) -> str:
     logged = client.create_logged_model(
         experiment_id=run.info.experiment_id, name=MODEL_NAME, source_run_id=run_id,
         params=dict(run.data.params), model_type="bpexp-mlp",
-        tags={LABEL_TAG: label, "bpexp.experiment": experiment, "bpexp.run_name": run_name,
+        tags={MODEL_LABEL_TAG: label, MODEL_EXPERIMENT_TAG: experiment, MODEL_RUN_NAME_TAG: run_name,
               DESCRIPTION_TAG: description},
     )
     with tempfile.TemporaryDirectory() as tmp:

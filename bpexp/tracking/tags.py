@@ -77,3 +77,10 @@ SKIPPED_PLOTS_TAG = "bpexp.skipped_plots"
 MODEL_URI_TAG = "bpexp.model_uri"
 #: On a registered model version: the run it came from. Written by export.registry.
 SOURCE_RUN_TAG = "bpexp.source_run"
+#: On a logged model: "<experiment>-<run name>", what the model is (its name must stay "model": MLflow 3
+#: resolves runs:/<run_id>/model by it). Written by tracking.model.
+MODEL_LABEL_TAG = "bpexp.name"
+#: On a logged model: its run's experiment name. Written by tracking.model.
+MODEL_EXPERIMENT_TAG = "bpexp.experiment"
+#: On a logged model: its run's name. Written by tracking.model.
+MODEL_RUN_NAME_TAG = "bpexp.run_name"

@@ -94,12 +94,12 @@ def test_another_pyfunc_model_gets_mlflow_s_messages_on_one_line_and_traces_in_t
     bad_csv = "a,b\n1,2\n1,abc\n"
     raw = post(plain, bad_csv, "text/csv").json()
     assert raw.get("stack_trace"), "MLflow's own answer carries a stack trace"  # what the wrapper removes
-    with caplog.at_level(logging.WARNING, logger="bpexp.serve"):
+    with caplog.at_level(logging.WARNING, logger="bpexp.export.serve_app"):
         answer = post(wrapped, bad_csv, "text/csv")
     body = answer.json()
     assert answer.status_code == 400 and "stack_trace" not in body
     assert "\n" not in body["message"] and "could not convert string to float: 'abc'" in body["message"]
-    assert any("Traceback" in r.getMessage() for r in caplog.records if r.name == "bpexp.serve")
+    assert any("Traceback" in r.getMessage() for r in caplog.records if r.name == "bpexp.export.serve_app")
 
     missing = {"dataframe_split": {"columns": ["a"], "data": [[1.0]] * 40}}
     assert "Failed to predict data" in post(plain, missing).json()["message"]  # MLflow embeds the DataFrame
