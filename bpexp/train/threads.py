@@ -192,11 +192,8 @@ class BlasThreads:
             return
         others = runnable_others()
         if others is not None and most - others <= 1:  # the other cores are taken right now
-            self._set(1)
-            self.wait_fraction = None
-            self.reason = f"{others} other process{'es' if others > 1 else ''} running on the other cores"
-            self._expected = float("inf")
-            self._mark = (run_queue_wait(), time.perf_counter())
+            self.timings, self.wait_fraction = {}, None
+            self._choose(1, f"{others} other process{'es' if others > 1 else ''} running on the other cores")
             return
         self._set(most)
         t0 = time.perf_counter()
@@ -208,10 +205,15 @@ class BlasThreads:
                   and max(rounds[most]) <= max(rounds[1]) and waited <= MAX_WAIT_FRACTION)
         self.timings = {n: min(t) for n, t in rounds.items()}
         self.wait_fraction = waited
-        self.reason = (f"{most} threads waited {waited:.0%} of their time for a CPU" if waited > MAX_WAIT_FRACTION
-                       else f"{most} threads took {ratios[len(ratios) // 2]:.2f}x one thread's time")
-        self._set(most if faster else 1)
-        self._expected = self.timings[self.current]
+        self._choose(most if faster else 1,
+                     f"{most} threads waited {waited:.0%} of their time for a CPU" if waited > MAX_WAIT_FRACTION
+                     else f"{most} threads took {ratios[len(ratios) // 2]:.2f}x one thread's time")
+
+    def _choose(self, n: int, reason: str) -> None:
+        """End a probe on ``n`` threads: the step time to expect, and fresh marks for the next checks."""
+        self._set(n)
+        self.reason = reason
+        self._expected = self.timings.get(n, float("inf"))
         self._last_probe = time.perf_counter()
         self._mark = (run_queue_wait(), self._last_probe)
 
