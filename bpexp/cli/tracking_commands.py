@@ -30,7 +30,6 @@ def _train(config, sets, tracking_uri, experiment, no_progress) -> None:
     from bpexp.errors import BpexpError
     from bpexp.runner import RunInterrupted, run
     from bpexp.signals import Interrupted
-    from bpexp.tracking.writer import close_all
 
     try:
         overrides = parse_overrides(sets)
@@ -42,7 +41,6 @@ def _train(config, sets, tracking_uri, experiment, no_progress) -> None:
         result = run(config, tracking_uri=tracking_uri, experiment=experiment, overrides=overrides,
                      progress=not no_progress)
     except RunInterrupted as exc:
-        close_all()  # inside the signal scope: a further Ctrl-C cannot cut the writer's shutdown short
         fail(_interrupted_line(exc), exc.exit_code)
     except Interrupted as exc:
         fail(f"{exc}: stopped before a run was created", exc.exit_code)
@@ -50,7 +48,6 @@ def _train(config, sets, tracking_uri, experiment, no_progress) -> None:
         fail("interrupted before a run was created", 130)
     except BpexpError as exc:
         fail(f"{exc}", 1)
-    close_all()
     click.echo(f"run {result.run_id} finished: {result.summary()}")
     if result.model_uri:
         click.echo(f"model: {result.model_uri}")

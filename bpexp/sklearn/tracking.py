@@ -61,7 +61,7 @@ def log_estimator(estimator, X_example, *, y_eval=None, X_eval=None, tracking_ur
     """
     from bpexp._version import __version__
     from bpexp.sklearn._base import BaseMLP
-    from bpexp.tracking import TrackedRun, connect, get_or_create_experiment
+    from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, metric_sink
     from bpexp.tracking.store import resolve_tracking_uri
 
     if not isinstance(estimator, BaseMLP):
@@ -73,17 +73,19 @@ def log_estimator(estimator, X_example, *, y_eval=None, X_eval=None, tracking_ur
     experiment_id = get_or_create_experiment(client, experiment, uri)
     run_tags = {VERSION_TAG: __version__, ESTIMATOR_TAG: type(estimator).__name__,
                 TASK_TAG: estimator.model_.task, **(tags or {})}
-    tracked = TrackedRun(client, uri, experiment_id, run_name=run_name, tags=run_tags)
-    try:
-        tracked.log_params(estimator.get_params(deep=False))
-        _log_curves(tracked, estimator)
-        summary = _summary(estimator, X_eval, y_eval)
-        tracked.log_summary(summary, {EPOCHS_RUN_TAG: estimator.n_iter_}, step=estimator.n_iter_)
-        model_uri = tracked.log_model(estimator.model_, _example(estimator, X_example))
-    except BaseException as exc:
-        tracked.end("FAILED", f"{type(exc).__name__}: {exc}")
-        raise
-    tracked.end("FINISHED")
+    # The curves exist already: written from this process in one go, with no helper process to start.
+    with metric_sink(uri, helper=False) as sink:
+        tracked = TrackedRun(client, uri, experiment_id, sink, run_name=run_name, tags=run_tags)
+        try:
+            tracked.log_params(estimator.get_params(deep=False))
+            _log_curves(tracked, estimator)
+            summary = _summary(estimator, X_eval, y_eval)
+            tracked.log_summary(summary, {EPOCHS_RUN_TAG: estimator.n_iter_}, step=estimator.n_iter_)
+            model_uri = tracked.log_model(estimator.model_, _example(estimator, X_example))
+        except BaseException as exc:
+            tracked.end("FAILED", f"{type(exc).__name__}: {exc}")
+            raise
+        tracked.end("FINISHED")
     return LoggedEstimator(tracked.run_id, model_uri, uri, experiment_id)
 
 

@@ -11,9 +11,9 @@ from bpexp.tracking.store import (
     project_dir,
     resolve_tracking_uri,
 )
-from bpexp.tracking.writer import TrackingWriteError, get_writer
+from bpexp.tracking.writer import MetricSink, TrackingWriteError, metric_sink, open_sink
 
 __all__ = [
     "MlflowLogger", "TrackedRun", "TrackingUnavailableError", "TrackingWriteError", "connect",
-    "get_or_create_experiment", "get_writer", "project_dir", "resolve_tracking_uri",
+    "MetricSink", "get_or_create_experiment", "metric_sink", "open_sink", "project_dir", "resolve_tracking_uri",
 ]

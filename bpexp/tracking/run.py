@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from typing import Any
 
 from bpexp.tracking.liveness import Heartbeat, identity_tags
 from bpexp.tracking.tags import ERROR_TAG, MODEL_URI_TAG
-from bpexp.tracking.writer import get_writer
+from bpexp.tracking.writer import MetricSink
 from bpexp.train.callbacks import Callback
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
@@ -17,8 +18,8 @@ MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 class MlflowLogger(Callback):
     """Callback sending every epoch's logs to MLflow with ``step=epoch``.
 
-    Metrics are queued to the background writer (see :mod:`bpexp.tracking.writer`)
-    and flushed when training ends, however it ends (a run that does not wait for
+    Metrics go to the run's sink (see :mod:`bpexp.tracking.writer`) and are
+    flushed when training ends, however it ends (a run that does not wait for
     its metrics only checkpoints them when training completes).
     """
 
@@ -40,20 +41,24 @@ class TrackedRun:
     client : MlflowClient
     tracking_uri : str
     experiment_id : str
+    sink : MetricWriter or InlineWriter
+        Where every metric of the run goes, per-epoch and final ones alike
+        (:func:`bpexp.tracking.writer.open_sink`); it belongs to whoever opened
+        the run, who closes it.
     run_name : str, optional
     tags : dict, optional
     parent_run_id : str, optional
         Makes this a child run (``mlflow.parentRunId``), as trials of a sweep are.
     wait_for_metrics : bool, default True
         Whether ending the run well waits until its queued metrics are written.
-        Sweep trials do not: the metric writer catches up while the next trial
-        trains, and the worker flushes before it exits. A run that fails or is
+        Sweep trials do not: the sink catches up while the next trial trains,
+        and the worker flushes it before it exits. A run that fails or is
         interrupted always waits.
     """
 
-    def __init__(self, client, tracking_uri: str, experiment_id: str, run_name: str | None = None,
-                 tags: dict[str, str] | None = None, parent_run_id: str | None = None,
-                 wait_for_metrics: bool = True):
+    def __init__(self, client, tracking_uri: str, experiment_id: str, sink: MetricSink,
+                 run_name: str | None = None, tags: dict[str, str] | None = None,
+                 parent_run_id: str | None = None, wait_for_metrics: bool = True):
         self.client, self.tracking_uri, self.experiment_id = client, tracking_uri, experiment_id
         self.wait_for_metrics = wait_for_metrics
         tags = {**(tags or {}), **identity_tags()}  # who runs it, so a dead run can be told from a live one
@@ -63,7 +68,7 @@ class TrackedRun:
         self.run_id = run.info.run_id
         self.run_name = run.info.run_name
         self.artifact_uri = run.info.artifact_uri
-        self._writer = get_writer(tracking_uri)
+        self._sink = sink
         self._heartbeat = Heartbeat(client, self.run_id)
 
     # -------------------------------------------------------------- params, tags, inputs
@@ -85,36 +90,33 @@ class TrackedRun:
 
     # -------------------------------------------------------------- metrics
     def queue_metrics(self, values: dict[str, Any], step: int = 0) -> None:
-        """Queue numeric ``values`` (the ``epoch`` key excluded) for the background writer."""
+        """Hand numeric ``values`` (the ``epoch`` key excluded) to the run's sink."""
         ts = int(time.time() * 1000)
         metrics = [(k, float(v), ts, step) for k, v in values.items()
-                   if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+                   if k != "epoch" and isinstance(v, numbers.Real) and not isinstance(v, bool)]
         if metrics:
-            self._writer.log(self.run_id, metrics)
+            self._sink.log(self.run_id, metrics)
         self._heartbeat.beat()
 
     def flush(self) -> None:
         """Block until every queued metric is in the store."""
-        self._writer.flush()
+        self._sink.flush()
 
     def abandon_metrics(self) -> None:
         """The store failed for good: drop the queued metrics rather than retry each of them at exit."""
-        self._writer.abandon()
+        self._sink.abandon()
 
     def settle(self, success: bool) -> None:
         """Flush the queued metrics, or (success without waiting) only checkpoint them."""
         if success and not self.wait_for_metrics:
-            self._writer.checkpoint()
+            self._sink.checkpoint()
         else:
-            self._writer.flush()
+            self._sink.flush()
 
     def log_summary(self, metrics: dict[str, float], tags: dict[str, Any], step: int = 0) -> None:
-        """Write final metrics and tags now, in one call (not through the writer)."""
-        from mlflow.entities import Metric, RunTag
-
-        ts = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()],
-                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        """Final metrics, through the same sink as the per-epoch ones, and tags, written now."""
+        self.queue_metrics(metrics, step=step)
+        self.set_tags(tags)
 
     def callback(self) -> MlflowLogger:
         return MlflowLogger(self)

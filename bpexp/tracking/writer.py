@@ -14,30 +14,29 @@ for the GIL), and the helper writes as soon as ``WRITE_BATCH`` metrics or
 the flush at the end of a run has little left to write, and the MLflow UI
 shows live curves. A run can also end with a :meth:`MetricWriter.checkpoint`
 instead of a flush (sweep trials do): the next trial starts at once and the
-confirmation is collected later, at the next flush or at exit.
+confirmation is collected later, at the next flush or when the sink closes.
 
-The helper is started once per Python process and tracking URI and reused by
-every run. It ignores SIGINT (a Ctrl-C reaches the whole process group; the
+A sink is opened by whoever opens runs (:func:`open_sink`: ``bpexp.run`` for
+its run, a sweep worker for all its trials) and passed to each run it opens.
+The helper ignores SIGINT (a Ctrl-C reaches the whole process group; the
 trainer decides what to do); on SIGTERM, on a stop message and when its parent
-dies it writes what it holds, then exits. The parent keeps every metric until the helper
-acknowledges a flush, and writes them itself if the helper is gone, so no
-metric is lost on either side.
+dies it writes what it holds, then exits. The parent keeps every metric until
+the helper acknowledges a flush, and writes them itself if the helper is gone,
+so no metric is lost on either side.
 
 When every core trains (a sweep with as many workers as cores), a helper has
 no idle core to use: it only competes with training, and each one costs an
-MLflow import (~2.5 s of CPU) in every worker process. Their runs are made
-inside :func:`inline_writes` and get an :class:`InlineWriter` instead, which writes from
-the training process itself in one ``log_batch`` per ``INLINE_INTERVAL`` and
-at each run's end (*measured*: a 2-worker digits sweep spent ~5 s of its CPU
-on helper imports alone).
+MLflow import (~2.5 s of CPU) in every worker process. Those workers open an
+:class:`InlineWriter` instead, which writes from the training process itself
+in one ``log_batch`` per ``INLINE_INTERVAL`` and at each run's end
+(*measured*: a 2-worker digits sweep spent ~5 s of its CPU on helper imports
+alone). ``benchmarks/bench_tracking.py`` measures both on a standalone run.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import multiprocessing as mp
-import multiprocessing.util  # noqa: F401 - registers its atexit hook before ours, so ours runs first
 import os
 import queue
 import signal
@@ -65,17 +64,22 @@ class TrackingWriteError(RuntimeError):
 class MetricWriter:
     """Queue metrics for a run; :meth:`flush` blocks until they are stored.
 
-    Use :func:`get_writer` rather than constructing one per run.
+    One is opened by whoever opens runs (:func:`open_sink`) and reused by all of them.
     """
 
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
+        self._start()
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        """Start the helper process, with nothing held."""
         ctx = mp.get_context("spawn")  # fork would share MLflow's DB engines and locks
         self._inbox = ctx.Queue()
         self._outbox = ctx.Queue()
         self._proc = ctx.Process(
             target=_serve,
-            args=(tracking_uri, self._inbox, self._outbox, os.getpid()),
+            args=(self.tracking_uri, self._inbox, self._outbox, os.getpid()),
             name="bpexp-metric-writer",
             daemon=True,
         )
@@ -89,7 +93,6 @@ class MetricWriter:
         self._acked = 0  # the last checkpoint the helper confirmed
         self._errors: list[str] = []
         self._broken = False  # a write failed: closing does not wait for the helper to retry what it holds
-        self._lock = threading.Lock()
 
     @property
     def alive(self) -> bool:
@@ -212,10 +215,15 @@ class MetricWriter:
         return {run: ms for run, ms in merged.items() if ms}
 
     def abandon(self) -> None:
-        """The store failed for good: drop what is queued and stop the helper now (it would retry each write)."""
+        """The store failed for good: drop what is queued and stop the helper now (it would retry each write).
+
+        A later run on this sink starts a new helper (the store may work again by then).
+        """
         with self._lock:
-            self._broken = True
-            self._segments, self._outgoing, self._errors = [(None, defaultdict(list))], defaultdict(list), []
+            self._stop_now()
+            self._start()
+
+    def _stop_now(self) -> None:
         self._inbox.cancel_join_thread()  # what is still in the pipe has no reader now: exit must not wait for it
         self._proc.kill()
         self._proc.join(timeout=10)
@@ -223,9 +231,7 @@ class MetricWriter:
     def close(self) -> None:
         """Flush, then stop the helper process (at once if the store already failed: nothing more can be written)."""
         if self._broken:
-            self._inbox.cancel_join_thread()
-            self._proc.kill()
-            self._proc.join(timeout=10)
+            self._stop_now()
             return
         try:
             self.flush()
@@ -297,59 +303,52 @@ class InlineWriter:
         self.flush()
 
 
-_writers: dict[str, MetricWriter | InlineWriter] = {}
-_writers_lock = threading.Lock()
-_inline = False
+MetricSink = MetricWriter | InlineWriter
+
+
+def open_sink(tracking_uri: str, helper: bool = True) -> MetricSink:
+    """A metric sink for runs on ``tracking_uri``, owned by whoever opens the runs.
+
+    The owner passes it to each :class:`~bpexp.tracking.TrackedRun` it opens and
+    closes it when its last run has ended (:func:`metric_sink` does both ends).
+
+    Parameters
+    ----------
+    helper : bool, default True
+        Write from a helper process on another core (:class:`MetricWriter`); False
+        writes from this process (:class:`InlineWriter`), for processes that share
+        no idle core, such as sweep workers on every core.
+    """
+    return MetricWriter(tracking_uri) if helper else InlineWriter(tracking_uri)
 
 
 @contextlib.contextmanager
-def inline_writes():
-    """Within this block, runs of this process write their metrics inline (:class:`InlineWriter`).
+def metric_sink(tracking_uri: str, helper: bool = True):
+    """:func:`open_sink` for the block; on leaving it, the sink is flushed and closed.
 
-    For processes that train while every core is busy, such as the workers of
-    a sweep with as many workers as cores.
+    A failure to close while another error leaves the block is printed in one
+    line rather than raised over that error.
     """
-    global _inline
-    previous, _inline = _inline, True
+    sink = open_sink(tracking_uri, helper)
     try:
-        yield
-    finally:
-        _inline = previous
-
-
-def get_writer(tracking_uri: str) -> MetricWriter | InlineWriter:
-    """The process-wide writer for ``tracking_uri``, started on first use, of the kind the mode asks for."""
-    with _writers_lock:
-        writer = _writers.get(tracking_uri)
-        if writer is None or not writer.alive or isinstance(writer, InlineWriter) != _inline:
-            if writer is not None and writer.alive:
-                writer.close()  # the other kind: write what it holds before its successor takes over
-            kind = InlineWriter if _inline else MetricWriter
-            writer = _writers[tracking_uri] = kind(tracking_uri)
-        return writer
-
-
-def flush_all() -> None:
-    """Flush every writer this process started (none started: nothing to do)."""
-    for writer in list(_writers.values()):
-        writer.flush()
-
-
-@atexit.register
-def close_all() -> None:
-    """Flush and stop every writer of this process.
-
-    Runs at interpreter exit; processes started by ``multiprocessing`` skip
-    ``atexit``, so they call it themselves (sweep workers do).
-    """
-    for writer in list(_writers.values()):
-        try:
-            writer.close()
-        except Exception as exc:  # noqa: BLE001 - at exit: report, never raise
+        yield sink
+    except BaseException:
+        problem = close_sink(sink)
+        if problem:
             import sys
 
-            print(redact(f"bpexp: could not flush metrics to {writer.tracking_uri}: {exc}"), file=sys.stderr)
-    _writers.clear()
+            print(f"bpexp: {problem}", file=sys.stderr)
+        raise
+    sink.close()
+
+
+def close_sink(sink: MetricSink) -> str | None:
+    """Flush and close ``sink``; what went wrong as one line (None: every metric was written)."""
+    try:
+        sink.close()
+    except Exception as exc:  # noqa: BLE001 - reported by the caller, in one line
+        return redact(f"could not write every metric to {sink.tracking_uri}: {exc}")
+    return None
 
 
 # --------------------------------------------------------------------------- helper process

@@ -94,10 +94,11 @@ def test_no_password_in_store_journal_export_or_output(mlflow_server_url_fresh, 
     # a run that ends with an error naming the URI (its bpexp.error tag and note)
     from bpexp.tracking import connect
     from bpexp.tracking.run import TrackedRun
+    from bpexp.tracking.writer import open_sink
 
     client = connect(uri)
     exp = client.get_experiment_by_name("xor-secret")
-    tracked = TrackedRun(client, uri, exp.experiment_id, run_name="failing")
+    tracked = TrackedRun(client, uri, exp.experiment_id, open_sink(uri, helper=False), run_name="failing")
     tracked.end("FAILED", error=f"could not write metrics to {uri}: boom")
     tags = client.get_run(tracked.run_id).data.tags
     assert PASSWORD not in "".join(capfd.readouterr())  # MLflow's own "View run at" line stays silent

@@ -14,9 +14,7 @@ from bpexp.tracking.writer import (
     InlineWriter,
     MetricWriter,
     TrackingWriteError,
-    close_all,
-    get_writer,
-    inline_writes,
+    metric_sink,
 )
 
 
@@ -132,8 +130,7 @@ def test_sigterm_while_the_writer_is_writing_still_ends_it(mlflow_sqlite_uri):
 def test_inline_writer_writes_once_a_second_and_at_checkpoints(mlflow_sqlite_uri):
     """Sweep workers on every core write from the training process: batched, live at least once a second."""
     client, run_id = _new_run(mlflow_sqlite_uri)
-    with inline_writes():
-        writer = get_writer(mlflow_sqlite_uri)
+    with metric_sink(mlflow_sqlite_uri, helper=False) as writer:
         assert isinstance(writer, InlineWriter)
         writer.log(run_id, [("i", 1.0, 1, 1)])
         assert client.get_metric_history(run_id, "i") == []  # held: less than a second since the last write
@@ -143,8 +140,45 @@ def test_inline_writer_writes_once_a_second_and_at_checkpoints(mlflow_sqlite_uri
         writer.log(run_id, [("i", 3.0, 3, 3)])
         writer.checkpoint()  # a run's end
         assert [m.value for m in client.get_metric_history(run_id, "i")] == [1.0, 2.0, 3.0]
-    assert isinstance(get_writer(mlflow_sqlite_uri), MetricWriter)  # outside the block: the helper again
-    close_all()
+        writer.log(run_id, [("i", 4.0, 4, 4)])
+    assert [m.value for m in client.get_metric_history(run_id, "i")] == [1.0, 2.0, 3.0, 4.0]  # closing wrote it
+
+
+def test_a_sink_block_closes_its_helper_and_writes_what_it_holds(mlflow_sqlite_uri):
+    """Whoever opens the sink closes it: leaving the block writes the last metrics and stops the helper."""
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    with metric_sink(mlflow_sqlite_uri) as writer:
+        assert isinstance(writer, MetricWriter)
+        writer.log(run_id, [("h", 1.0, 1, 1)])
+        writer.checkpoint()  # a sweep trial's end: nobody waits
+    assert not writer._proc.is_alive()
+    assert [m.value for m in client.get_metric_history(run_id, "h")] == [1.0]
+
+
+def test_an_error_leaving_the_block_is_not_hidden_by_a_failed_close(mlflow_sqlite_uri, capfd):
+    _new_run(mlflow_sqlite_uri)
+    with pytest.raises(ValueError, match="the run's own error"):
+        with metric_sink(mlflow_sqlite_uri, helper=False) as writer:
+            writer.log("0123456789abcdef0123456789abcdef", [("i", 1.0, 1, 1)])  # no such run: closing fails
+            raise ValueError("the run's own error")
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "could not write every metric" in err and "0123456789abcdef" in err
+
+
+def test_after_abandon_the_sink_takes_the_next_runs_metrics(mlflow_sqlite_uri):
+    """A store failure abandons what was queued; the job's later runs still write (the store may be back)."""
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        writer.log(run_id, [("a", 1.0, 1, 1)])
+        first = writer._proc
+        writer.abandon()
+        assert not first.is_alive()
+        writer.log(run_id, [("a", 2.0, 2, 2)])
+        writer.flush()
+        assert [m.value for m in client.get_metric_history(run_id, "a")] == [2.0]  # 1.0 was dropped, as asked
+    finally:
+        writer.close()
 
 
 def test_inline_writer_reports_a_rejected_write(mlflow_sqlite_uri):
