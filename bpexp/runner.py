@@ -8,6 +8,7 @@ first.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import signal
@@ -214,6 +215,36 @@ def _ask_git(directory: str) -> tuple[tuple[str, str], ...]:
 
 
 # ------------------------------------------------------------------------------ the run
+@dataclass(frozen=True)
+class ChildRun:
+    """What makes a run one part of a larger job, such as a sweep's trial.
+
+    A child run records no inputs (dataset, ``config.yaml``): its parent holds them.
+
+    Attributes
+    ----------
+    parent_run_id : str or None
+        The run is a child of this one (``mlflow.parentRunId``); None for a
+        standalone run (what ``run`` does without a ``child``).
+    sink : MetricWriter or InlineWriter, optional
+        The job's metric sink, shared by its runs (:func:`bpexp.tracking.open_sink`).
+        The run hands its metrics to it and does not wait for them to be written:
+        the job flushes and closes it. None: the run opens and closes its own.
+    final_tags : callable, optional
+        ``final_tags(history) -> {tag: value}``, called when training has ended
+        normally; the tags are written with the final metrics (a sweep records
+        the trial's state this way).
+    on_run_created : callable, optional
+        ``on_run_created(run_id)``, called as soon as the MLflow run exists (a sweep
+        records the run id on its trial then, so it is never looked up by tags).
+    """
+
+    parent_run_id: str | None
+    sink: Any = None
+    final_tags: Callable[[History], dict[str, str]] | None = None
+    on_run_created: Callable[[str], None] | None = None
+
+
 def run(
     config: str | Path | dict | ExperimentConfig,
     *,
@@ -222,15 +253,11 @@ def run(
     callbacks: list[Callback] | tuple = (),
     progress: bool = True,
     live: Callable[..., Callback] | None = None,
-    parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
     log_model: str | None = "pyfunc",
     log_plots: bool = True,
-    log_inputs: bool = True,
-    final_tags: Callable[[History], dict[str, str]] | None = None,
-    wait_for_metrics: bool = True,
     overrides: dict[str, Any] | None = None,
-    on_run_created: Callable[[str], None] | None = None,
+    child: ChildRun | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """Run one tracked experiment and return its :class:`RunResult`.
@@ -251,29 +278,19 @@ def run(
     live : callable, optional
         ``live(title=run_name) -> Callback``: a live view with its own progress bar
         (``bpexp.run(..., live=True)`` passes :class:`bpexp.widgets.LiveCurves`).
-    parent_run_id : str, optional
-        Make the run a child of this run (sweep trials).
+    tags : dict, optional
+        Extra run tags.
     log_model : {"pyfunc", "folder", None}
         Log an MLflow pyfunc model, just the native model folder (cheap; sweeps),
         or nothing.
     log_plots : bool
         Log learning-curve, confusion-matrix and decision-boundary PNGs.
-    log_inputs : bool
-        Record the dataset as a run input and the resolved config as ``config.yaml``
-        (sweeps record them once, on the parent run; the params hold the config anyway).
-    final_tags : callable, optional
-        ``final_tags(history) -> {tag: value}``, called when training has ended
-        normally; the tags are written with the final metrics, in the same call
-        (a sweep records the trial's state this way).
-    wait_for_metrics : bool
-        Return only when every per-epoch metric is written. Sweep trials pass
-        False: the metric writer catches up while the next trial trains.
     overrides : dict, optional
         ``{"optimizer.lr": 0.01}``; keyword arguments with ``__`` for dots do the
         same: ``optimizer__lr=0.01``.
-    on_run_created : callable, optional
-        ``on_run_created(run_id)``, called as soon as the MLflow run exists (a sweep
-        records the run id on its trial then, so it is never looked up by tags).
+    child : ChildRun, optional
+        Make the run part of a larger job (a sweep's trial): its parent run, the
+        job's metric sink and hooks.
 
     Raises
     ------
@@ -282,23 +299,38 @@ def run(
     TrackingUnavailableError
         The store cannot be reached (the message names its URI).
     """
-    with signals.scope(redeliver=True):  # a notebook's Ctrl-C is recorded, acted on between epochs
-        return _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model,
-                    log_plots, log_inputs, final_tags, wait_for_metrics, overrides, on_run_created, kwargs)
-
-
-def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run_id, tags, log_model, log_plots,
-         log_inputs, final_tags, wait_for_metrics, overrides, on_run_created, kwargs) -> RunResult:
-    from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, get_writer
-    from bpexp.tracking.failures import StoreWriteError, as_store_error, store_errors
+    from bpexp.tracking import connect, metric_sink
     from bpexp.tracking.store import project_dir, resolve_tracking_uri
 
-    overrides = {**(overrides or {}), **{k.replace("__", "."): v for k, v in kwargs.items()}}
-    cfg, base_dir = load_experiment(config, overrides)
-    config_path = config if isinstance(config, (str, Path)) else None
-    uri = resolve_tracking_uri(tracking_uri, project_dir(config_path))
-    client = connect(uri)
-    get_writer(uri)  # start the metric writer now; it warms up while the data loads
+    with signals.scope(redeliver=True):  # a notebook's Ctrl-C is recorded, acted on between epochs
+        overrides = {**(overrides or {}), **{k.replace("__", "."): v for k, v in kwargs.items()}}
+        cfg, base_dir = load_experiment(config, overrides)
+        config_path = config if isinstance(config, (str, Path)) else None
+        uri = resolve_tracking_uri(tracking_uri, project_dir(config_path))
+        client = connect(uri)
+        child = child or ChildRun(parent_run_id=None)  # standalone: its own sink, its inputs recorded
+        # Opened first: a helper process imports MLflow on the other core while the data loads.
+        with metric_sink(uri) if child.sink is None else contextlib.nullcontext(child.sink) as sink:
+            setup = _prepare(cfg, base_dir, config_path, client, uri, experiment, tags, progress)
+            return _run(setup, cfg, uri, client, sink, child, callbacks, progress, live, log_model, log_plots)
+
+
+@dataclass
+class _Setup:
+    """What a run needs before it is created: data, encoder, model, experiment, tags."""
+
+    dataset: Dataset
+    parts: Split
+    encoder: TabularEncoder | None
+    model: MLP
+    experiment_id: str
+    tags: dict[str, str]
+
+
+def _prepare(cfg, base_dir, config_path, client, uri, experiment, tags, progress) -> _Setup:
+    from bpexp.tracking import get_or_create_experiment
+    from bpexp.tracking.failures import store_errors
+
     dataset, parts = load_data(cfg, base_dir)
     encoder = table_encoder(cfg, base_dir)
     if encoder is not None and progress:
@@ -318,29 +350,33 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
     }
     if config_path is not None:
         run_tags["mlflow.source.name"] = str(Path(config_path))
+    return _Setup(dataset, parts, encoder, model, experiment_id, run_tags)
+
+
+def _run(setup: _Setup, cfg, uri, client, sink, child: ChildRun, callbacks, progress, live, log_model,
+         log_plots) -> RunResult:
+    from bpexp.tracking import TrackedRun
+    from bpexp.tracking.failures import StoreWriteError, as_store_error, store_errors
+
     signals.check()  # a signal during setup: stop before a run exists
     with store_errors(uri, "creating the run"):
-        tracked = TrackedRun(client, uri, experiment_id, run_name=cfg.tracking.run_name, tags=run_tags,
-                             parent_run_id=parent_run_id, wait_for_metrics=wait_for_metrics)
+        tracked = TrackedRun(client, uri, setup.experiment_id, sink, run_name=cfg.tracking.run_name, tags=setup.tags,
+                             parent_run_id=child.parent_run_id, wait_for_metrics=child.sink is None)
     try:
-        if on_run_created is not None:
-            on_run_created(tracked.run_id)
+        if child.on_run_created is not None:
+            child.on_run_created(tracked.run_id)
         signals.check()
-        tracked.log_params({**cfg.flat(), **_feature_params(dataset, encoder)})
-        if log_inputs:
-            tracked.log_dataset(dataset)
-            tracked.log_text(_yaml(cfg), "config.yaml")
-            if encoder is not None:
-                tracked.log_text(json.dumps(encoder.schema(), indent=1), FEATURES_ARTIFACT)
+        _log_inputs(tracked, cfg, setup, with_data=child.parent_run_id is None)
         all_callbacks = [tracked.callback(), *training_callbacks(cfg)]
         if progress and not live:  # the live view has its own progress bar
             all_callbacks.append(ProgressBar(desc=tracked.run_name))
         if live:
             all_callbacks.append(live(title=tracked.run_name))
         all_callbacks.extend([*callbacks, signals.InterruptCheck()])  # last: every callback saw the epoch
-        history = fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val),
+        parts = setup.parts
+        history = fit(setup.model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val),
                       callbacks=all_callbacks, **fit_options(cfg))
-        result = _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, final_tags)
+        result = _finish(tracked, cfg, setup, history, log_model, log_plots, child.final_tags)
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         raise RunInterrupted(signum, tracked.run_id, uri, _end(tracked, "KILLED", signals.describe(signum))) \
@@ -356,6 +392,17 @@ def _run(config, tracking_uri, experiment, callbacks, progress, live, parent_run
     with store_errors(uri, "ending the run"):
         tracked.end("FINISHED")
     return result
+
+
+def _log_inputs(tracked, cfg, setup: _Setup, with_data: bool) -> None:
+    """Params (and the table's roles); with ``with_data``, the dataset input, config.yaml and features.json."""
+    tracked.log_params({**cfg.flat(), **_feature_params(setup.dataset, setup.encoder)})
+    if not with_data:
+        return
+    tracked.log_dataset(setup.dataset)
+    tracked.log_text(_yaml(cfg), "config.yaml")
+    if setup.encoder is not None:
+        tracked.log_text(json.dumps(setup.encoder.schema(), indent=1), FEATURES_ARTIFACT)
 
 
 def _failed_on_store(tracked, client, line: str) -> str:
@@ -384,9 +431,11 @@ def _end(tracked, status: str, why: str, flush: bool = True) -> str | None:
     return None
 
 
-def _finish(tracked, cfg, dataset, parts, model, history, log_model, log_plots, final_tags) -> RunResult:
+def _finish(tracked, cfg, setup: _Setup, history, log_model, log_plots, final_tags) -> RunResult:
     """After training: summary metrics, plots, the model."""
     from bpexp.metrics import evaluate
+
+    dataset, parts, model = setup.dataset, setup.parts, setup.model
 
     val = {f"final_val_{k}": v for k, v in evaluate(model, parts.X_val, parts.y_val).items()}
     test = {}

@@ -13,6 +13,7 @@ Study user attributes set here (others rely on them): ``mlflow_parent_run_id``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -28,7 +29,7 @@ from bpexp.errors import InvalidInputError
 from bpexp.redaction import redact
 from bpexp.tracking.tags import ERROR_TAG, ROLE_TAG, STORAGE_TAG, STUDY_TAG, VERSION_TAG
 from bpexp.train.loop import limit_blas_threads
-from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, find_trial_run, trial_tags
+from bpexp.tuning.objective import RUN_ID_ATTR, WORKER_ATTR, TrialSetup, trial_tags
 from bpexp.tuning.progress import Progress
 from bpexp.tuning.result import NoTrialCompleted, SweepInterrupted, SweepResult, no_completed_trial
 from bpexp.tuning.space import make_sampler, worker_seed
@@ -134,7 +135,7 @@ def sweep(
 def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plots, enqueue, slots,
            standby, scope) -> SweepResult:
     from bpexp.runner import load_data
-    from bpexp.tracking import connect, get_or_create_experiment, get_writer
+    from bpexp.tracking import connect, get_or_create_experiment, metric_sink
     from bpexp.tracking.queries import higher_is_better
     from bpexp.tracking.store import project_dir, resolve_tracking_uri
 
@@ -154,24 +155,24 @@ def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plot
                           grace_period=study_cfg.grace_period, stale_trial_callback=retry)
     uri = resolve_tracking_uri(tracking_uri, project)
     client = connect(uri)
-    if workers == 1:
-        get_writer(uri)  # start the metric writer's helper now: it imports MLflow while the study is set up
-    experiment_id = get_or_create_experiment(client, sw.experiment, uri)
-    study, created = _create_or_load_study(opened, sw.study_name, direction, storage_url)
-    scope.check()
-    # From here on the parent run always ends (KILLED on a signal).
-    parent_run_id = _parent_run(study, created, client, experiment_id, sw, metric, direction, storage_url, uri,
-                                dataset)
-    for params in enqueue or ():
-        study.enqueue_trial(params, skip_if_exists=True)
-    setup = TrialSetup(sw, metric, direction, uri, sw.experiment, experiment_id, parent_run_id, storage_url,
-                       sw.study_name)
-    first_new = len(study.get_trials(deepcopy=False))
-    result = SweepResult(study, sw.study_name, describe(storage_url), parent_run_id, uri, experiment_id, metric,
-                         first_new_trial=first_new)
-    _run_trials(result, setup, study, client, workers, n_trials, timeout, progress, slots, standby, scope)
-    # Finishing is short and leaves the store consistent: a signal now only skips the optional parts.
-    _finish(result, study, client, setup, plots=plots, scope=scope)
+    # One worker (this process): its metric sink's helper imports MLflow while the study is set up.
+    with metric_sink(uri) if workers == 1 else contextlib.nullcontext() as sink:
+        experiment_id = get_or_create_experiment(client, sw.experiment, uri)
+        study, created = _create_or_load_study(opened, sw.study_name, direction, storage_url)
+        scope.check()
+        # From here on the parent run always ends (KILLED on a signal).
+        parent_run_id = _parent_run(study, created, client, experiment_id, sw, metric, direction, storage_url, uri,
+                                    dataset)
+        for params in enqueue or ():
+            study.enqueue_trial(params, skip_if_exists=True)
+        setup = TrialSetup(sw, metric, direction, uri, sw.experiment, experiment_id, parent_run_id, storage_url,
+                           sw.study_name)
+        first_new = len(study.get_trials(deepcopy=False))
+        result = SweepResult(study, sw.study_name, describe(storage_url), parent_run_id, uri, experiment_id, metric,
+                             first_new_trial=first_new)
+        _run_trials(result, setup, study, client, workers, n_trials, timeout, progress, slots, standby, scope, sink)
+        # Finishing is short and leaves the store consistent: a signal now only skips the optional parts.
+        _finish(result, study, client, setup, plots=plots, scope=scope, sink=sink)
     if result.interrupted:
         raise SweepInterrupted(result)
     if result.failure is not None:
@@ -179,8 +180,10 @@ def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plot
     return result
 
 
-def _run_trials(result, setup, study, client, workers, n_trials, timeout, progress, slots, standby, scope) -> None:
-    """Run the trials here (one worker) or here and in the standby processes; records interruption on ``result``."""
+def _run_trials(result, setup, study, client, workers, n_trials, timeout, progress, slots, standby, scope,
+                sink) -> None:
+    """Run the trials here (one worker, on ``sink``) or here and in the standby processes; records interruption
+    on ``result``."""
     from bpexp.tracking.liveness import Heartbeat
 
     sw = setup.sweep
@@ -199,7 +202,7 @@ def _run_trials(result, setup, study, client, workers, n_trials, timeout, progre
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         if workers == 1:
-            result.interrupted = not run_worker(specs[0], slots, on_trial_end=tick)
+            result.interrupted = not run_worker(specs[0], slots, on_trial_end=tick, sink=sink)
         else:
             result.interrupted = _run_processes(specs, standby, slots, tick, study, client, setup, result.notes,
                                                 scope)
@@ -399,10 +402,8 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
         if trial.user_attrs.get(WORKER_ATTR) != worker:
             continue
         run_id = trial.user_attrs.get(RUN_ID_ATTR)  # recorded when the run was created
-        run = client.get_run(run_id) if run_id else find_trial_run(client, setup, trial.number)  # older bpexp: tags
+        run = client.get_run(run_id) if run_id else None  # None: the worker died before creating it
         try:
-            if run is not None and not run_id:
-                storage.set_trial_user_attr(trial._trial_id, RUN_ID_ATTR, run.info.run_id)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
             if retry is not None:  # study.retry_failed: as for a trial failed by the heartbeat check
@@ -418,16 +419,16 @@ def fail_worker_trials(study, worker: str, client, setup, reason: str) -> list[i
 
 
 # ------------------------------------------------------------------------------ the end
-def _finish(result: SweepResult, study, client, setup, *, plots: bool, scope) -> None:
+def _finish(result: SweepResult, study, client, setup, *, plots: bool, scope, sink) -> None:
     import warnings
 
-    from bpexp.tracking.writer import flush_all
+    from bpexp.tracking.writer import close_sink
     from bpexp.tuning import report
 
-    try:
-        flush_all()  # this process's trials ended without waiting for their per-epoch metrics
-    except Exception as exc:  # noqa: BLE001 - reported; the runs and the study stand
-        result.notes.append(f"some per-epoch metrics could not be written: {exc}")
+    # This process's trials ended without waiting for their per-epoch metrics; the runs and the study stand.
+    problem = close_sink(sink) if sink is not None else None
+    if problem:
+        result.notes.append(problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

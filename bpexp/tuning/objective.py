@@ -85,20 +85,14 @@ def study_filter(study_name: str, parent_run_id: str) -> str:
     return f"tags.`{STUDY_TAG}` = '{name}' AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
 
 
-def find_trial_run(client, setup, number: int):
-    """The MLflow run of trial ``number`` of ``setup``'s study (by its tags), or None."""
-    runs = client.search_runs([setup.experiment_id], max_results=5,
-                              filter_string=study_filter(setup.study_name, setup.parent_run_id)
-                              + f" AND tags.`{TRIAL_NUMBER_TAG}` = '{number}'")
-    return runs[0] if runs else None
-
-
 class Objective:
     """The function Optuna calls with each trial (one per worker process).
 
     Parameters
     ----------
     setup : TrialSetup
+    sink : MetricWriter or InlineWriter
+        The worker's metric sink, shared by its trials' runs; the worker closes it.
     worker : str
         ``host:pid`` of the worker, stored on the trial.
 
@@ -106,10 +100,10 @@ class Objective:
     :mod:`bpexp.signals`); between trials the worker's loop stops instead.
     """
 
-    def __init__(self, setup: TrialSetup, worker: str = ""):
+    def __init__(self, setup: TrialSetup, sink, worker: str = ""):
         from bpexp.tracking import connect
 
-        self.setup, self.worker = setup, worker
+        self.setup, self.sink, self.worker = setup, sink, worker
         self.client = connect(setup.tracking_uri)
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -117,7 +111,7 @@ class Objective:
         return self._run(trial)
 
     def _run(self, trial: optuna.Trial) -> float:
-        from bpexp.runner import run
+        from bpexp.runner import ChildRun, run
         from bpexp.tuning.space import suggest
 
         s = self.setup
@@ -140,10 +134,11 @@ class Objective:
             return {**params_tag, TRIAL_STATE_TAG: "COMPLETE"}
 
         try:
+            child = ChildRun(s.parent_run_id, sink=self.sink, final_tags=final_tags,
+                             on_run_created=lambda run_id: trial.set_user_attr(RUN_ID_ATTR, run_id))
             result = run(s.sweep.base_data, tracking_uri=s.tracking_uri, experiment=s.experiment, callbacks=[pruning],
-                         progress=False, parent_run_id=s.parent_run_id, tags=tags, log_model="folder",
-                         log_plots=False, log_inputs=False, final_tags=final_tags, wait_for_metrics=False,
-                         overrides=overrides, on_run_created=lambda run_id: trial.set_user_attr(RUN_ID_ATTR, run_id))
+                         progress=False, tags=tags, log_model="folder", log_plots=False, overrides=overrides,
+                         child=child)
         except BaseException as exc:
             self._mark_failed_run(trial, exc)
             raise
@@ -152,7 +147,7 @@ class Objective:
         value = self._objective_value(result)
         if not math.isfinite(value):
             failed = {**params_tag, TRIAL_STATE_TAG: "FAIL", ERROR_TAG: f"objective {s.metric} is {value}"}
-            self._update_run(result.run_id, failed, {}, status="FAILED")
+            self._update_run(result.run_id, failed, status="FAILED")
             raise TrainingDivergedError(f"trial {trial.number}: the objective {s.metric} is {value}")
         return value
 
@@ -160,15 +155,10 @@ class Objective:
         """The trained model's value of the objective on the validation split (``final_val_*``)."""
         return float(result.val_metrics[f"final_{self.setup.metric}"])
 
-    def _update_run(self, run_id: str, tags: dict[str, str], metrics: dict[str, float],
-                    status: str | None = None) -> None:
-        import time
+    def _update_run(self, run_id: str, tags: dict[str, str], status: str | None = None) -> None:
+        from mlflow.entities import RunTag
 
-        from mlflow.entities import Metric, RunTag
-
-        now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
-                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         if status:
             self.client.set_terminated(run_id, status=status)
 
@@ -182,7 +172,7 @@ class Objective:
             interrupted = isinstance(exc, KeyboardInterrupt)
             if interrupted:
                 tags[ERROR_TAG] = "interrupted: the sweep was stopped while this trial trained"
-            self._update_run(run_id, tags, {}, status="FAILED" if interrupted else None)
+            self._update_run(run_id, tags, status="FAILED" if interrupted else None)
         except Exception as err:  # noqa: BLE001 - the trial's own error matters more; the coordinator reconciles
             import sys
 

@@ -22,7 +22,6 @@ the worker before the next trial, so Optuna's bookkeeping is never cut in half.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -99,22 +98,34 @@ class WorkerSpec:
     inline_metrics: bool = False
 
 
-def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None) -> bool:
+def run_worker(spec: WorkerSpec, slots: Slots, on_trial_end=None, sink=None) -> bool:
     """Run trials until the slots, the deadline or a stop run out; True unless interrupted.
 
     Parameters
     ----------
     on_trial_end : callable, optional
         Called with no arguments after each trial (the in-process progress line).
+    sink : MetricWriter or InlineWriter, optional
+        The metric sink for the trials' runs, owned by the caller. By default the
+        worker opens its own (inline when ``spec.inline_metrics``) and closes it
+        after its last trial, printing one line if a metric could not be written.
     """
+    from bpexp.tracking.writer import close_sink, open_sink
+
     with signals.scope() as scope:
-        return _run_worker(spec, slots, on_trial_end, scope)
+        own = sink is None
+        sink = open_sink(spec.setup.tracking_uri, helper=not spec.inline_metrics) if own else sink
+        try:
+            return _run_worker(spec, slots, on_trial_end, scope, sink)
+        finally:
+            problem = close_sink(sink) if own else None
+            if problem:
+                print(f"bpexp: {problem}", file=sys.stderr)
 
 
-def _run_worker(spec: WorkerSpec, slots: Slots, on_trial_end, scope) -> bool:
+def _run_worker(spec: WorkerSpec, slots: Slots, on_trial_end, scope, sink) -> bool:
     import optuna
 
-    from bpexp.tracking.writer import inline_writes
     from bpexp.tuning.objective import Objective
     from bpexp.tuning.space import make_pruner, make_sampler
     from bpexp.tuning.storage import RetryDeadWorkerTrials, open_storage, worker_label
@@ -128,10 +139,9 @@ def _run_worker(spec: WorkerSpec, slots: Slots, on_trial_end, scope) -> bool:
     sampler = make_sampler(setup.sweep.config.sampler, spec.seed)
     study = optuna.load_study(study_name=setup.study_name, storage=storage, sampler=sampler,
                               pruner=make_pruner(setup.sweep))
-    objective = Objective(setup, worker=worker_label())
+    objective = Objective(setup, sink, worker=worker_label())
     try:
-        with inline_writes() if spec.inline_metrics else contextlib.nullcontext():
-            _trial_loop(spec, slots, study, objective, on_trial_end, scope)
+        _trial_loop(spec, slots, study, objective, on_trial_end, scope)
     except KeyboardInterrupt:
         slots.stop()
         return False
@@ -185,11 +195,6 @@ def _worker_main(conn, slots: Slots) -> None:
         ok = True if spec is None else run_worker(spec, slots)
     except (KeyboardInterrupt, EOFError):  # EOFError: the coordinator went away before sending a spec
         ok = False
-    finally:
-        # A multiprocessing child skips atexit: write this worker's last metrics before exiting.
-        from bpexp.tracking.writer import close_all
-
-        close_all()
     sys.stdout.flush()
     sys.stderr.flush()
     # Trials, runs and metrics are all written: skip the interpreter's teardown of MLflow, Optuna and

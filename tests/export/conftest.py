@@ -26,6 +26,8 @@ import pytest
 import services
 from export_helpers import EXPERIMENTS
 
+from bpexp.runner import ChildRun
+
 
 @dataclass
 class Store:
@@ -78,7 +80,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, mlflow_template_db: Path) ->
     for number, (state, lr) in enumerate(zip(states, (0.003, 0.05, 0.03))):
         tags = {"bpexp.study": "study-moons", "bpexp.trial_number": str(number), "bpexp.trial_state": state}
         trials.append(_quiet_run(str(EXPERIMENTS / "moons.yaml"), uri, experiment="exp-nomodel",
-                                 parent_run_id=parent.info.run_id, tags=tags, log_model="folder",
+                                 child=ChildRun(parent.info.run_id), tags=tags, log_model="folder",
                                  overrides={"training.epochs": 8, "optimizer.lr": lr,
                                             "model.activation": "leaky_relu"}))
     client.set_terminated(parent.info.run_id)
