@@ -6,14 +6,18 @@ no early stopping) three ways, interleaved:
 * plain     - ``bpexp.fit`` with no callbacks;
 * tracked   - what ``bpexp train`` does around training: create the MLflow run, log
               the params, train with the MLflow logger callback (every per-epoch
-              metric, ~14 a epoch, queued to the background writer process), flush and
-              end the run. Plots and the model, logged once after training, are timed
-              separately below;
+              metric, ~14 a epoch, handed to the run's metric sink: a helper process
+              that writes on the other core), flush and end the run. Plots and the
+              model, logged once after training, are timed separately below;
+* inline    - the same with the in-process sink (``open_sink(helper=False)``, what sweep
+              workers on every core use): one ``log_batch`` a second and at the end, from
+              the training process, no helper;
 * per-epoch - the naive alternative for comparison: ``MlflowClient.log_batch`` of
               each epoch's metrics from the training process.
 
 The store is a fresh sqlite database in a temp folder (the embedded default).
-Target (issue #3): tracked overhead <= 5% of wall time.
+Target (issues #3, #11): tracked overhead <= 5% of wall time; the simpler in-process sink
+would replace the helper if it met that target too.
 
 Run:  .venv/bin/python benchmarks/bench_tracking.py [--reps 7]
 """
@@ -55,7 +59,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
 
-    from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, get_writer
+    from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, open_sink
 
     config, base = load_experiment(REPO / "experiments" / "digits.yaml",
                                    {"training.epochs": 100, "training.early_stopping": None})
@@ -65,7 +69,7 @@ def main() -> None:
     uri = f"sqlite:///{tmp}/mlruns/mlflow.db"
     client = connect(uri)
     experiment_id = get_or_create_experiment(client, "bench-tracking", uri)
-    get_writer(uri)  # the writer process is started once per Python process and reused by every run
+    helper, inline = open_sink(uri), open_sink(uri, helper=False)  # each reused by every run, as a sweep does
 
     def train(callbacks):
         model = build_model(config, dataset)
@@ -77,9 +81,9 @@ def main() -> None:
         train([])
         return time.perf_counter() - t
 
-    def tracked():
+    def tracked(sink):
         t = time.perf_counter()
-        run = TrackedRun(client, uri, experiment_id, tags={"bench": "tracked"})
+        run = TrackedRun(client, uri, experiment_id, sink, tags={"bench": "tracked"})
         run.log_params(config.flat())
         history, model = train([run.callback()])
         run.end("FINISHED")
@@ -95,13 +99,14 @@ def main() -> None:
         client.set_terminated(run.info.run_id)
         return time.perf_counter() - t
 
-    tracked()  # warm-up: imports, the writer's first connection, caches
-    times: dict[str, list[float]] = {"plain": [], "tracked": [], "per-epoch": []}
+    tracked(helper), tracked(inline)  # warm-up: imports, the sinks' first connections, caches
+    times: dict[str, list[float]] = {"plain": [], "tracked": [], "inline": [], "per-epoch": []}
     last_run = last_model = None
     for rep in range(args.reps):
         times["plain"].append(plain())
-        elapsed, last_run, last_model = tracked()
+        elapsed, last_run, last_model = tracked(helper)
         times["tracked"].append(elapsed)
+        times["inline"].append(tracked(inline)[0])
         times["per-epoch"].append(per_epoch())
         print(f"  rep {rep + 1}: " + "  ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()), flush=True)
 
@@ -113,6 +118,10 @@ def main() -> None:
     overhead = med["tracked"] / med["plain"] - 1
     print(f"tracked overhead   = {overhead * 100:+.1f}% of wall time (target <= 5%)  "
           f"{'OK' if overhead <= 0.05 else 'MISSED'}")
+    inline_overhead = med["inline"] / med["plain"] - 1
+    print(f"in-process sink    = {inline_overhead * 100:+.1f}% of wall time (target <= 5%)  "
+          f"{'OK' if inline_overhead <= 0.05 else 'MISSED'}: "
+          f"{'the simpler sink would do' if inline_overhead <= 0.05 else 'the helper process stays'}")
     print(f"per-epoch log_batch = {(med['per-epoch'] / med['plain'] - 1) * 100:+.1f}% (for comparison)")
 
     from bpexp import plots
@@ -125,6 +134,8 @@ def main() -> None:
     last_run.log_model(last_model, input_example(last_model, parts.X_test, dataset.feature_names))
     t_model = time.perf_counter() - t
     print(f"once per run, after training: a plot {t_plot:.2f}s, the pyfunc model {t_model:.2f}s")
+    helper.close()
+    inline.close()
 
 
 if __name__ == "__main__":
