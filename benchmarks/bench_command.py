@@ -36,11 +36,13 @@ PLAIN = """
 import sys
 import bpexp
 from bpexp.config import load_experiment
-from bpexp.runner import build_model, fit_options, load_data
+from bpexp.runner import build_model, fit_options, load_data, training_callbacks
 cfg, base = load_experiment(sys.argv[1])
 dataset, parts = load_data(cfg, base)
 model = build_model(cfg, dataset)
-bpexp.fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val), **fit_options(cfg))
+history = bpexp.fit(model, parts.X_train, parts.y_train, validation_data=(parts.X_val, parts.y_val),
+                    callbacks=training_callbacks(cfg), **fit_options(cfg))
+print(len(history), "epochs")
 print((model.predict(parts.X_test) == parts.y_test).mean())
 """
 
