@@ -451,19 +451,20 @@ def _finish(tracked, cfg, setup: _Setup, history, log_model, log_plots, final_ta
         stop_tags.update(final_tags(history))
     tracked.log_summary(summary, stop_tags, step=len(history))
     signals.check()  # Ctrl-C after training: skip the plots and the model, end the run KILLED
-    if log_plots:
-        _log_plots(tracked, dataset, parts, model, history)
     model_uri = None
-    signals.check()
     if log_model is not None:
         from bpexp.tracking.model import input_example
 
         example_X = parts.X_test if len(parts.y_test) else parts.X_val
         example = input_example(model, example_X, dataset.feature_names)
-        if log_model == "pyfunc":
-            model_uri = tracked.log_model(model, example)
+        if log_model == "pyfunc":  # logged by the sink's helper while the plots are drawn here
+            model_job = tracked.start_model(model, example)
         else:
             tracked.log_model_folder(model, example)
+    if log_plots:
+        _log_plots(tracked, dataset, parts, model, history)
+    if log_model == "pyfunc":
+        model_uri = tracked.finish_model(model_job)
     return RunResult(tracked.run_id, model, history, test, val, cfg, tracked.tracking_uri,
                      tracked.experiment_id, model_uri, dataset)
 

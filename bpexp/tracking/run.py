@@ -134,9 +134,20 @@ class TrackedRun:
             plt.close(figure)
 
     def log_model(self, model, example) -> str:
-        from bpexp.tracking.model import log_pyfunc_model
+        """Log ``model`` as the run's pyfunc model and return its ``models:/m-...`` URI."""
+        return self.finish_model(self.start_model(model, example))
 
-        uri = log_pyfunc_model(self.tracking_uri, self.run_id, model, example)
+    def start_model(self, model, example) -> int:
+        """Start logging ``model`` as the run's pyfunc model; :meth:`finish_model` waits for it.
+
+        The run's sink logs it (from its helper process when it has one), so the
+        caller can do other work, such as the plots, meanwhile.
+        """
+        return self._sink.start_model(self.run_id, model, example)
+
+    def finish_model(self, token: int) -> str:
+        """Wait for the model :meth:`start_model` handed over; record and return its URI."""
+        uri = self._sink.model_uri(token)
         self.set_tags({MODEL_URI_TAG: uri})
         return uri
 

@@ -1,4 +1,4 @@
-"""Metric writing off the training process.
+"""Metric (and model) writing off the training process.
 
 MLflow's SQL store costs 60-90 µs per metric in its ORM, whatever the batching
 (``log_batch``), and a small model's epoch takes a few milliseconds: written
@@ -24,6 +24,12 @@ dies it writes what it holds, then exits. The parent keeps every metric until
 the helper acknowledges a flush, and writes them itself if the helper is gone,
 so no metric is lost on either side.
 
+The helper also logs a run's pyfunc model (:meth:`MetricWriter.start_model`):
+it has MLflow imported already, and logging a model costs ~1 s of MLflow work
+that would otherwise follow the plots in the training process; now the two
+overlap. The model travels as the folder bpexp saves; if the helper dies, the
+model is logged from the training process instead.
+
 When every core trains (a sweep with as many workers as cores), a helper has
 no idle core to use: it only competes with training, and each one costs an
 MLflow import (~2.5 s of CPU) in every worker process. Those workers open an
@@ -39,10 +45,14 @@ import contextlib
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 from bpexp.redaction import redact
 from bpexp.signals import shielded
@@ -93,6 +103,7 @@ class MetricWriter:
         self._acked = 0  # the last checkpoint the helper confirmed
         self._errors: list[str] = []
         self._broken = False  # a write failed: closing does not wait for the helper to retry what it holds
+        self._models: dict[int, _ModelJob] = {}  # pyfunc models handed to the helper, by token
 
     @property
     def alive(self) -> bool:
@@ -183,29 +194,70 @@ class MetricWriter:
     def _collect_acks(self, wait_for: int | None, timeout: float = 0.0) -> bool:
         """Read the helper's confirmations; with ``wait_for``, until that token. False if the helper died."""
         deadline = time.monotonic() + timeout
-        while True:
-            if wait_for is not None and self._acked >= wait_for:
-                break
-            try:
-                with shielded():  # Ctrl-C waits at most one get (0.2 s)
-                    kind, token, errors = self._outbox.get(timeout=0.2) if wait_for is not None \
-                        else self._outbox.get_nowait()
-            except queue.Empty:
-                if wait_for is None:
-                    break
-                if not self._proc.is_alive():
-                    return False
-                if time.monotonic() > deadline:
-                    self._errors.append(f"the metric writer did not finish within {timeout:.0f} s")
-                    break
+        while wait_for is None or self._acked < wait_for:
+            if self._read_one(timeout=0.2 if wait_for is not None else None):
                 continue
-            if kind == "flushed":
-                self._acked = max(self._acked, token)
-                self._errors.extend(errors)
-            elif kind == "error":  # a failed write, reported at once
-                self._errors.extend(e for e in errors if e not in self._errors)
+            if wait_for is None:
+                break
+            if not self._proc.is_alive():
+                return False
+            if time.monotonic() > deadline:
+                self._errors.append(f"the metric writer did not finish within {timeout:.0f} s")
+                break
         self._segments = [seg for seg in self._segments if seg[0] is None or seg[0] > self._acked]
         return True
+
+    def _read_one(self, timeout: float | None) -> bool:
+        """Take one message from the helper, waiting up to ``timeout`` s (None: only one already there)."""
+        try:
+            with shielded():  # Ctrl-C waits at most one get (0.2 s)
+                msg = self._outbox.get(timeout=timeout) if timeout is not None else self._outbox.get_nowait()
+        except queue.Empty:
+            return False
+        self._take(*msg)
+        return True
+
+    def _take(self, kind: str, token: int, payload) -> None:
+        """One message from the helper: a confirmed checkpoint, a failed write, or a logged model."""
+        if kind == "flushed":
+            self._acked = max(self._acked, token)
+            self._errors.extend(payload)
+        elif kind == "error":  # a failed write, reported at once
+            self._errors.extend(e for e in payload if e not in self._errors)
+        elif kind == "model" and token in self._models:
+            self._models[token].outcome = payload
+
+    # -------------------------------------------------------------- the pyfunc model
+    def start_model(self, run_id: str, model, example) -> int:
+        """Have the helper log ``model`` as ``run_id``'s pyfunc model while this process goes on.
+
+        The helper has MLflow imported already, and this process is free meanwhile
+        (``bpexp.run`` draws its plots). :meth:`model_uri` waits for the result.
+        """
+        job = _ModelJob.saved(self.tracking_uri, run_id, model, example)
+        with self._lock:
+            token = max(self._models, default=0) + 1
+            self._models[token] = job
+            self._send()
+            with shielded():
+                self._inbox.put(("model", token, (run_id, job.folder, example)))
+        return token
+
+    def model_uri(self, token: int) -> str:
+        """The ``models:/m-...`` URI of the model :meth:`start_model` handed over, once it is logged.
+
+        Raises
+        ------
+        TrackingWriteError
+            The store refused it (the message is one line). If the helper died
+            meanwhile, the model is logged from this process instead.
+        """
+        with self._lock:
+            job = self._models[token]
+            while job.outcome is None and self._proc.is_alive():
+                self._read_one(timeout=0.2)
+            del self._models[token]
+        return job.result()
 
     def _unconfirmed(self) -> dict[str, list[MetricTuple]]:
         merged: dict[str, list[MetricTuple]] = defaultdict(list)
@@ -221,6 +273,8 @@ class MetricWriter:
         """
         with self._lock:
             self._stop_now()
+            for job in self._models.values():
+                job.outcome = job.outcome or (None, "abandoned: the store failed before the model was logged")
             self._start()
 
     def _stop_now(self) -> None:
@@ -232,6 +286,7 @@ class MetricWriter:
         """Flush, then stop the helper process (at once if the store already failed: nothing more can be written)."""
         if self._broken:
             self._stop_now()
+            _discard(self._models)
             return
         try:
             self.flush()
@@ -241,6 +296,7 @@ class MetricWriter:
                 self._proc.join(timeout=30)
             if self._proc.is_alive():
                 self._proc.terminate()
+            _discard(self._models)  # models nobody asked for any more (Ctrl-C while the plots were drawn)
 
 
 class InlineWriter:
@@ -260,6 +316,7 @@ class InlineWriter:
         self._pending: dict[str, list[MetricTuple]] = defaultdict(list)
         self._last_write = time.monotonic()
         self._errors: list[str] = []
+        self._models: dict[int, _ModelJob] = {}
         self._lock = threading.Lock()
 
     def log(self, run_id: str, metrics: list[MetricTuple]) -> None:
@@ -294,16 +351,71 @@ class InlineWriter:
             self._pending = defaultdict(list)
             self._last_write = time.monotonic()
 
+    def start_model(self, run_id: str, model, example) -> int:
+        """Log ``model`` as ``run_id``'s pyfunc model now; :meth:`model_uri` gives the result."""
+        job = _ModelJob.saved(self.tracking_uri, run_id, model, example)
+        job.outcome = _log_model_from_folder(self.tracking_uri, run_id, job.folder, example)
+        token = max(self._models, default=0) + 1
+        self._models[token] = job
+        return token
+
+    def model_uri(self, token: int) -> str:
+        """The URI of the model :meth:`start_model` logged (raises :class:`TrackingWriteError` if it failed)."""
+        return self._models.pop(token).result()
+
     def abandon(self) -> None:
         """The store failed for good: drop what is held."""
         with self._lock:
             self._pending, self._errors = defaultdict(list), []
 
     def close(self) -> None:
-        self.flush()
+        """Write what is held now and remove the folders of models nobody asked for."""
+        try:
+            self.flush()
+        finally:
+            _discard(self._models)
 
 
 MetricSink = MetricWriter | InlineWriter
+
+
+@dataclass
+class _ModelJob:
+    """A pyfunc model to log for a run: saved to a folder, logged by the helper or by this process."""
+
+    tracking_uri: str
+    run_id: str
+    folder: str  # the model saved by bpexp (removed once the job is done)
+    example: Any
+    outcome: tuple[str | None, str | None] | None = None  # (URI, error line) once logged or refused
+
+    @classmethod
+    def saved(cls, tracking_uri: str, run_id: str, model, example) -> _ModelJob:
+        job = cls(tracking_uri, run_id, tempfile.mkdtemp(prefix="bpexp-model-"), example)
+        try:
+            model.save(job.folder)
+        except BaseException:
+            shutil.rmtree(job.folder, ignore_errors=True)
+            raise
+        return job
+
+    def result(self) -> str:
+        """The model's URI, logging it from this process if nobody answered (the helper died)."""
+        try:
+            uri, error = self.outcome or _log_model_from_folder(self.tracking_uri, self.run_id, self.folder,
+                                                                  self.example)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if error is not None:
+            raise TrackingWriteError(error)
+        return uri
+
+
+def _discard(jobs: dict[int, _ModelJob]) -> None:
+    """Remove the saved folders of model jobs whose result nobody will ask for."""
+    for job in jobs.values():
+        shutil.rmtree(job.folder, ignore_errors=True)
+    jobs.clear()
 
 
 def open_sink(tracking_uri: str, helper: bool = True) -> MetricSink:
@@ -377,6 +489,18 @@ def _write_all(client, pending: dict[str, list[MetricTuple]], tracking_uri: str)
     return errors
 
 
+def _log_model_from_folder(tracking_uri: str, run_id: str, folder: str, example) -> tuple[str | None, str | None]:
+    """Log the model saved in ``folder`` as ``run_id``'s pyfunc model: (its URI, None) or (None, one line)."""
+    from bpexp.nn import load_model_folder
+    from bpexp.tracking.failures import short, store_problem
+    from bpexp.tracking.model import log_pyfunc_model
+
+    try:
+        return log_pyfunc_model(tracking_uri, run_id, load_model_folder(folder), example), None
+    except Exception as exc:  # noqa: BLE001 - reported to whoever waits for the model, in one line
+        return None, store_problem(exc, tracking_uri) or f"could not log the model of run {run_id}: {short(exc)}"
+
+
 def _error_line(tracking_uri: str, errors: list[str]) -> str:
     """The writer's errors as one line: the distinct ones, the first few."""
     distinct = list(dict.fromkeys(errors))
@@ -424,8 +548,12 @@ def _serve_loop(tracking_uri: str, inbox, outbox, parent_pid: int) -> None:
             errors.extend(failed)
             pending.clear()
 
+    def log_model(token: int, job: tuple) -> None:
+        write()  # the run's metrics first
+        outbox.put(("model", token, _log_model_from_folder(tracking_uri, *job)))
+
     try:
-        _receive(inbox, outbox, parent_pid, pending, errors, write)
+        _receive(inbox, outbox, parent_pid, pending, errors, write, log_model)
     finally:
         # Stop message, dead parent or SIGTERM: take what is already queued, write it all.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -439,7 +567,7 @@ def _serve_loop(tracking_uri: str, inbox, outbox, parent_pid: int) -> None:
         write()
 
 
-def _receive(inbox, outbox, parent_pid, pending, errors, write) -> None:
+def _receive(inbox, outbox, parent_pid, pending, errors, write, log_model) -> None:
     """Collect metrics, write them in batches, confirm checkpoints once what precedes them is written.
 
     ``("flush", token)`` writes at once and confirms; ``("mark", token)`` (a
@@ -474,6 +602,8 @@ def _receive(inbox, outbox, parent_pid, pending, errors, write) -> None:
                 if kind == "flush" or not any(pending.values()):
                     write_and_confirm()
                     continue
+            elif kind == "model":
+                log_model(msg[1], msg[2])
             elif kind == "stop":
                 return
         waiting = sum(len(m) for m in pending.values())

@@ -187,3 +187,93 @@ def test_inline_writer_reports_a_rejected_write(mlflow_sqlite_uri):
     writer.log("0123456789abcdef0123456789abcdef", [("i", 1.0, 1, 1)])
     with pytest.raises(TrackingWriteError, match="0123456789abcdef0123456789abcdef"):
         writer.flush()
+
+
+# ------------------------------------------------------------------ the pyfunc model, logged by the sink
+def _trained_model():
+    import numpy as np
+
+    import bpexp
+    from bpexp.tracking.model import input_example
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), rng.integers(0, 3, 60)
+    model = bpexp.MLP([4, 8, 3], seed=0)
+    bpexp.fit(model, X, y, epochs=2)
+    return model, X, input_example(model, X, ["a", "b", "c", "d"])
+
+
+def _predicts_like(uri, tracking_uri, model, X):
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri)
+    served = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame(X[:5], columns=["a", "b", "c", "d"]))
+    return np.array_equal(np.asarray(served["prediction"] if "prediction" in served else served).ravel(),
+                          model.predict(X[:5]).ravel())
+
+
+def _model_folders():
+    import glob
+    import tempfile
+
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "bpexp-model-*")))
+
+
+@pytest.mark.parametrize("sink_class", [MetricWriter, InlineWriter])
+def test_the_sink_logs_the_model_to_the_run(mlflow_sqlite_uri, sink_class):
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    model, X, example = _trained_model()
+    before = _model_folders()
+    sink = sink_class(mlflow_sqlite_uri)
+    try:
+        token = sink.start_model(run_id, model, example)
+        uri = sink.model_uri(token)
+    finally:
+        sink.close()
+    assert uri.startswith("models:/m-")
+    assert client.get_logged_model(uri.removeprefix("models:/")).source_run_id == run_id
+    assert _predicts_like(uri, mlflow_sqlite_uri, model, X)
+    assert _model_folders() == before  # the saved folder handed over is gone
+
+
+def test_a_model_the_dead_helper_never_logged_is_logged_from_this_process(mlflow_sqlite_uri):
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    model, X, example = _trained_model()
+    sink = MetricWriter(mlflow_sqlite_uri)
+    try:
+        sink._proc.kill()  # before it could read the job
+        sink._proc.join(10)
+        uri = sink.model_uri(sink.start_model(run_id, model, example))
+    finally:
+        sink.close()
+    assert client.get_logged_model(uri.removeprefix("models:/")).source_run_id == run_id
+    assert _predicts_like(uri, mlflow_sqlite_uri, model, X)
+
+
+@pytest.mark.parametrize("sink_class", [MetricWriter, InlineWriter])
+def test_a_refused_model_is_one_line_naming_the_run(mlflow_sqlite_uri, sink_class):
+    _new_run(mlflow_sqlite_uri)
+    model, _, example = _trained_model()
+    sink = sink_class(mlflow_sqlite_uri)
+    try:
+        with pytest.raises(TrackingWriteError) as raised:
+            sink.model_uri(sink.start_model("0123456789abcdef0123456789abcdef", model, example))
+    finally:
+        sink.close()
+    message = str(raised.value)
+    assert "\n" not in message and "0123456789abcdef0123456789abcdef" in message
+
+
+def test_closing_removes_the_folder_of_a_model_nobody_waited_for(mlflow_sqlite_uri):
+    """Ctrl-C while the plots are drawn: the run ends without asking for its model; no folder is left behind."""
+    _, run_id = _new_run(mlflow_sqlite_uri)
+    model, _, example = _trained_model()
+    before = _model_folders()
+    sink = MetricWriter(mlflow_sqlite_uri)
+    sink.start_model(run_id, model, example)
+    assert len(_model_folders() - before) == 1
+    sink.close()
+    assert _model_folders() == before
+    assert not sink._proc.is_alive()
