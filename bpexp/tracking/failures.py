@@ -98,6 +98,14 @@ def store_problem(exc: BaseException, tracking_uri: str) -> str | None:
     return None
 
 
+def connection_cut(exc: BaseException) -> bool:
+    """The HTTP transport failed without MLflow's retries being spent (the server died mid-answer)."""
+    chain = list(_chain(exc))
+    transport = any(type(e).__module__.split(".")[0] in ("requests", "urllib3", "http") for e in chain)
+    spent = any(type(e).__name__ in ("MaxRetryError", "RetryError") for e in chain)
+    return transport and not spent and "max retries exceeded" not in " ".join(map(str, chain)).lower()
+
+
 def as_store_error(exc: BaseException, tracking_uri: str, doing: str = "") -> StoreWriteError | None:
     """:class:`StoreWriteError` for a recognized store failure (``doing``: what failed), else None."""
     from bpexp.tracking.writer import TrackingWriteError

@@ -481,12 +481,25 @@ def _write_all(client, pending: dict[str, list[MetricTuple]], tracking_uri: str)
         for i in range(0, len(metrics), MAX_BATCH):
             chunk = [Metric(k, v, ts, step) for k, v, ts, step in metrics[i : i + MAX_BATCH]]
             try:
-                client.log_batch(run_id, metrics=chunk, synchronous=True)
+                _log_batch(client, run_id, chunk)
             except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
                 errors.append(store_problem(exc, tracking_uri) or f"could not write metrics to "
                               f"{redact(tracking_uri)}: {short(exc)}")
                 break
     return errors
+
+
+def _log_batch(client, run_id: str, chunk: list) -> None:
+    from bpexp.tracking.failures import connection_cut
+
+    try:
+        client.log_batch(run_id, metrics=chunk, synchronous=True)
+    except Exception as exc:
+        if not connection_cut(exc):
+            raise
+        # The server went away in the middle of its answer, which MLflow's bounded (and printed)
+        # retries do not cover: ask once more, through them. A metric written twice is stored once.
+        client.log_batch(run_id, metrics=chunk, synchronous=True)
 
 
 def _log_model_from_folder(tracking_uri: str, run_id: str, folder: str, example) -> tuple[str | None, str | None]:

@@ -294,3 +294,27 @@ def test_tracking_server_killed_mid_run_retries_briefly_then_one_line(project, w
     assert "retrying" in stderr  # the backoff is printed as it happens, not minutes of silence
     assert took < 150, f"took {took:.0f} s after the server died"
     print(f"exit {took:.1f} s after the server was killed; stderr:\n{stderr}")
+
+
+def test_a_connection_cut_mid_answer_is_asked_again_but_spent_retries_are_not():
+    """A server dying mid-answer is not covered by MLflow's retries, so the writer asks once more through
+    them; a request whose retries are spent (the server is gone) is reported, not retried again."""
+    import requests
+    import urllib3
+
+    from bpexp.tracking.failures import connection_cut
+
+    def raised(inner, outer):
+        try:
+            try:
+                raise inner
+            except Exception as exc:
+                raise outer(exc) from exc
+        except Exception as exc:
+            return exc
+
+    cut = raised(urllib3.exceptions.ProtocolError("Connection aborted."), requests.exceptions.ConnectionError)
+    spent = raised(urllib3.exceptions.MaxRetryError(None, "/api/2.0/mlflow/runs/log-batch", "refused"),
+                   requests.exceptions.ConnectionError)
+    assert connection_cut(cut) and connection_cut(requests.exceptions.ChunkedEncodingError("Connection broken"))
+    assert not connection_cut(spent) and not connection_cut(ValueError("not a transport error"))
