@@ -58,9 +58,8 @@ def fit(
     ----------
     model : MLP
     X, y : array-like
-        Training features (n, n_inputs) and targets (class labels, a 0/1 matrix
-        for multilabel, or values). Class labels may be any sortable values;
-        predictions decode back to them.
+        Features (n, n_inputs) and targets: class labels (any sortable values; predictions
+        decode back to them), a 0/1 matrix for multilabel, or values.
     validation_data : (X_val, y_val), optional
         Evaluated after every epoch: ``val_loss`` and the task's metrics
         (``val_accuracy``, ``val_f1``, ``val_log_loss`` or ``val_r2``,
@@ -77,21 +76,17 @@ def fit(
     clip_norm : float, optional
         Rescale each batch gradient to at most this global L2 norm.
     schedule : str or Schedule, optional
-        ``"constant"`` (default), ``"step"``, ``"exponential"``, ``"cosine"``,
-        ``"plateau"``, or a configured instance.
+        ``"constant"`` (default), ``"step"``, ``"exponential"``, ``"cosine"``, ``"plateau"`` or an instance.
     callbacks : sequence of Callback
     seed : int, optional
-        Seeds shuffling and dropout. The same seed and thread count give
-        bit-identical weights and history.
+        Seeds shuffling and dropout: the same seed and thread count give bit-identical results.
     shuffle : bool, default True
     threads : int, "auto" or None, default "auto"
-        BLAS threads for the matrix products. ``"auto"`` times a few steps on one
-        thread and on all available cores at the start (and every few
-        seconds of training) and keeps the faster; several threads that had to
-        wait for a CPU (another process busy on a core) are not used, so a busy
-        machine falls back to one thread; an integer fixes the count; ``None`` leaves BLAS as the
-        caller set it. The caller's setting is restored when ``fit`` returns;
-        the count used is ``history.blas_threads``.
+        BLAS threads for the matrix products. ``"auto"`` times a few steps on one thread and
+        on all available cores at the start (and every few seconds) and keeps the faster;
+        threads that had to wait for a CPU (a busy machine) are not used. An integer fixes
+        the count; ``None`` leaves BLAS as the caller set it. The caller's setting is
+        restored on return; the count used is ``history.blas_threads``.
 
     Returns
     -------

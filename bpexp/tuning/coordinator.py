@@ -104,20 +104,10 @@ def sweep(
     SweepInterrupted
         Ctrl-C: running trials ended FAIL, the parent run KILLED; ``.result`` has the rest.
     """
-
     sw = load_sweep(config, overrides)
     if study_name:
         sw = replace(sw, study_name=study_name)
-    study_cfg = sw.config.study
-    n_trials = study_cfg.n_trials if n_trials is None else n_trials
-    n_trials = None if n_trials == 0 else n_trials
-    timeout = timeout if timeout is not None else study_cfg.timeout
-    workers = workers or study_cfg.workers
-    if n_trials is None and timeout is None:
-        raise InvalidInputError("a sweep without a trial count needs a timeout (--n-trials N or --timeout S)")
-    if workers < 1:
-        raise InvalidInputError(f"workers must be >= 1, got {workers}")
-
+    n_trials, timeout, workers = _call_limits(sw.config.study, n_trials, timeout, workers)
     make_sampler(sw.config.sampler, 0)  # e.g. gp without PyTorch: fail before anything is created
     slots = Slots(n_trials)
     standby = Standby(workers - 1, slots) if workers > 1 else None  # they import while we set up
@@ -130,6 +120,19 @@ def sweep(
         finally:
             if standby is not None:
                 standby.cancel()
+
+
+def _call_limits(study_cfg, n_trials, timeout, workers) -> tuple[int | None, float | None, int]:
+    """This call's trial count (None: no limit), timeout and worker count; the study file fills gaps."""
+    n_trials = study_cfg.n_trials if n_trials is None else n_trials
+    n_trials = None if n_trials == 0 else n_trials
+    timeout = timeout if timeout is not None else study_cfg.timeout
+    workers = workers or study_cfg.workers
+    if n_trials is None and timeout is None:
+        raise InvalidInputError("a sweep without a trial count needs a timeout (--n-trials N or --timeout S)")
+    if workers < 1:
+        raise InvalidInputError(f"workers must be >= 1, got {workers}")
+    return n_trials, timeout, workers
 
 
 def _sweep(sw, n_trials, timeout, workers, storage, tracking_uri, progress, plots, enqueue, slots,
