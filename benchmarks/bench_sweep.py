@@ -113,7 +113,7 @@ def tracking_cost(project: Path, root: Path, n_trials: int) -> tuple[list[float]
     import optuna
 
     from bpexp.config import load_sweep
-    from bpexp.tracking import connect, get_or_create_experiment
+    from bpexp.tracking import connect, get_or_create_experiment, metric_sink
     from bpexp.tuning.objective import Objective, TrialSetup
     from bpexp.tuning.space import suggest
     from bpexp.tuning.storage import open_storage
@@ -142,15 +142,16 @@ def tracking_cost(project: Path, root: Path, n_trials: int) -> tuple[list[float]
 
     tracked, plain = study("tracked"), study("plain")
     setup = TrialSetup(sweep, "val_accuracy", "maximize", uri, "cost", exp_id, parent, "", "tracked")
-    objective = Objective(setup)
     untracked = UntrackedObjective(sweep)
-    objective(_warm_trial(optuna, sweep))  # first trial starts the metric writer and warms caches
     with_t, without_t = [], []
-    for _ in range(n_trials):
-        for s, f, out in ((tracked, objective, with_t), (plain, untracked, without_t)):
-            t = time.perf_counter()
-            s.optimize(f, n_trials=1)
-            out.append(time.perf_counter() - t)
+    with metric_sink(uri) as sink:  # one sink for the worker's trials, as a sweep worker opens it
+        objective = Objective(setup, sink)
+        objective(_warm_trial(optuna, sweep))  # the first trial warms the sink's helper and caches
+        for _ in range(n_trials):
+            for s, f, out in ((tracked, objective, with_t), (plain, untracked, without_t)):
+                t = time.perf_counter()
+                s.optimize(f, n_trials=1)
+                out.append(time.perf_counter() - t)
     return with_t, without_t
 
 
