@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numbers
 import time
 import warnings
@@ -9,7 +10,7 @@ from typing import Any
 
 from bpexp.tracking.liveness import Heartbeat, identity_tags
 from bpexp.tracking.tags import ERROR_TAG, MODEL_URI_TAG
-from bpexp.tracking.writer import MetricSink
+from bpexp.tracking.writer import END, MetricSink, param_records, tag_records
 from bpexp.train.callbacks import Callback
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
@@ -51,8 +52,9 @@ class TrackedRun:
         Makes this a child run (``mlflow.parentRunId``), as trials of a sweep are.
     wait_for_metrics : bool, default True
         Whether ending the run well waits until its queued metrics are written.
-        Sweep trials do not: the sink catches up while the next trial trains,
-        and the worker flushes it before it exits. A run that fails or is
+        Sweep trials do not: the sink writes their metrics, summary tags and
+        FINISHED status while the next trial trains, and the worker flushes it
+        before it exits. A run that fails or is
         interrupted always waits.
     """
 
@@ -73,11 +75,8 @@ class TrackedRun:
 
     # -------------------------------------------------------------- params, tags, inputs
     def log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, _param_value(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):  # log_batch takes at most 100 params a call
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+        """Queue ``params`` on the run's sink: written with its next metrics (at the latest when it ends)."""
+        self._sink.log(self.run_id, param_records({k: _param_value(v) for k, v in params.items()}))
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -114,9 +113,9 @@ class TrackedRun:
             self._sink.flush()
 
     def log_summary(self, metrics: dict[str, float], tags: dict[str, Any], step: int = 0) -> None:
-        """Final metrics, through the same sink as the per-epoch ones, and tags, written now."""
+        """Final metrics and tags, through the same sink as the per-epoch metrics (written by the run's end)."""
+        self._sink.log(self.run_id, tag_records(tags))
         self.queue_metrics(metrics, step=step)
-        self.set_tags(tags)
 
     def callback(self) -> MlflowLogger:
         return MlflowLogger(self)
@@ -165,7 +164,7 @@ class TrackedRun:
         with tempfile.TemporaryDirectory() as tmp:
             model.save(tmp)
             if example is not None:
-                example.to_json(Path(tmp) / "input_example.json", orient="split", index=False)
+                (Path(tmp) / "input_example.json").write_text(_split_json(example), encoding="utf-8")
             if self.artifact_uri.startswith("file:"):
                 # A local artifact store: copy straight there (the client would look the run up first).
                 get_artifact_repository(self.artifact_uri).log_artifacts(tmp, artifact_path)
@@ -175,7 +174,16 @@ class TrackedRun:
     # -------------------------------------------------------------- end
     def end(self, status: str = "FINISHED", error: str | None = None, flush: bool = True) -> None:
         """Flush metrics (unless ``flush=False``: the store failed), record ``error`` (tag ``bpexp.error``
-        and the run note), set the status."""
+        and the run note), set the status.
+
+        A run that ends FINISHED without waiting for its metrics (a sweep trial) queues
+        its end on the sink too, after everything else it queued: the store marks it
+        FINISHED once those are written, and the next trial need not wait.
+        """
+        if status == "FINISHED" and not error and flush and not self.wait_for_metrics:
+            self._sink.log(self.run_id, [(END, status, "")])
+            self._sink.checkpoint()
+            return
         try:
             if flush:
                 self.settle(status == "FINISHED")
@@ -207,6 +215,24 @@ def log_dataset_input(client, run_id: str, dataset, context: str = "training") -
     client.log_inputs(run_id, datasets=[
         DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
     ])
+
+
+def _split_json(frame) -> str:
+    """``frame`` as pandas' "split" orient JSON (``pd.read_json(path, orient="split")`` reads it), NaN as null.
+
+    Written for every sweep trial: ``json.dumps`` of the rows takes ~0.6 ms where
+    ``DataFrame.to_json`` takes ~7 ms for 5 x 64 (measured), and keeps every digit.
+    """
+    rows = [[None if isinstance(v, float) and v != v else v for v in row]
+            for row in frame.to_numpy(dtype=object).tolist()]
+    return json.dumps({"columns": [str(c) for c in frame.columns], "data": rows}, default=_json_scalar)
+
+
+def _json_scalar(value: Any):
+    """A cell ``json`` cannot write itself: a NumPy scalar as its Python value, pandas' NA as null."""
+    if hasattr(value, "item"):
+        return value.item()
+    return None if value is None or str(value) in ("<NA>", "NaT") else str(value)
 
 
 def _param_value(value: Any) -> str:

@@ -63,8 +63,21 @@ WRITE_BATCH = 100  # the helper writes as soon as this many metrics are waiting
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 INLINE_INTERVAL = 1.0  # seconds between an InlineWriter's writes during a run (the UI stays live)
 
-# A metric travels as a plain tuple (key, value, timestamp_ms, step): cheap to pickle.
+# What a sink holds for a run travels as plain tuples, cheap to pickle: a metric as
+# (key, value, timestamp_ms, step); a param or tag as (PARAM or TAG, key, value); the run's end
+# as (END, status, ""), written after everything queued before it. A sweep trial's params,
+# summary tags and end thus cost no store round trip of their own (each one is ~10 ms on sqlite).
 MetricTuple = tuple[str, float, int, int]
+PARAM, TAG, END = "param", "tag", "end"
+Record = MetricTuple | tuple[str, str, str]
+
+
+def param_records(params: dict[str, str]) -> list[Record]:
+    return [(PARAM, k, v) for k, v in params.items()]
+
+
+def tag_records(tags: dict[str, Any]) -> list[Record]:
+    return [(TAG, k, str(v)) for k, v in tags.items()]
 
 
 class TrackingWriteError(RuntimeError):
@@ -96,8 +109,8 @@ class MetricWriter:
         self._proc.start()
         # Metrics not yet confirmed written, in segments sealed by checkpoint tokens: the
         # helper's ("flushed", token) reply confirms every segment up to that token.
-        self._segments: list[tuple[int | None, dict[str, list[MetricTuple]]]] = [(None, defaultdict(list))]
-        self._outgoing: dict[str, list[MetricTuple]] = defaultdict(list)
+        self._segments: list[tuple[int | None, dict[str, list[Record]]]] = [(None, defaultdict(list))]
+        self._outgoing: dict[str, list[Record]] = defaultdict(list)
         self._last_send = 0.0
         self._token = 0  # the last checkpoint sent
         self._acked = 0  # the last checkpoint the helper confirmed
@@ -109,8 +122,8 @@ class MetricWriter:
     def alive(self) -> bool:
         return self._proc.is_alive()
 
-    def log(self, run_id: str, metrics: list[MetricTuple]) -> None:
-        """Queue ``metrics`` for ``run_id`` without waiting.
+    def log(self, run_id: str, metrics: list[Record]) -> None:
+        """Queue ``metrics`` (or any :data:`Record`: params, tags, the run's end) for ``run_id`` without waiting.
 
         Raises
         ------
@@ -169,7 +182,7 @@ class MetricWriter:
         with shielded():
             for run_id, metrics in self._outgoing.items():
                 if metrics:
-                    self._inbox.put(("metrics", run_id, metrics))
+                    self._inbox.put(("records", run_id, metrics))
             self._outgoing = defaultdict(list)
         self._last_send = time.monotonic()
 
@@ -259,8 +272,8 @@ class MetricWriter:
             del self._models[token]
         return job.result()
 
-    def _unconfirmed(self) -> dict[str, list[MetricTuple]]:
-        merged: dict[str, list[MetricTuple]] = defaultdict(list)
+    def _unconfirmed(self) -> dict[str, list[Record]]:
+        merged: dict[str, list[Record]] = defaultdict(list)
         for _, runs in self._segments:
             for run_id, metrics in runs.items():
                 merged[run_id].extend(metrics)
@@ -313,14 +326,14 @@ class InlineWriter:
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
         self._client = _client(tracking_uri)
-        self._pending: dict[str, list[MetricTuple]] = defaultdict(list)
+        self._pending: dict[str, list[Record]] = defaultdict(list)
         self._last_write = time.monotonic()
         self._errors: list[str] = []
         self._models: dict[int, _ModelJob] = {}
         self._lock = threading.Lock()
 
-    def log(self, run_id: str, metrics: list[MetricTuple]) -> None:
-        """Hold ``metrics`` for ``run_id``; write everything held once ``INLINE_INTERVAL`` has passed.
+    def log(self, run_id: str, metrics: list[Record]) -> None:
+        """Hold ``metrics`` (any :data:`Record`) for ``run_id``; write everything held once ``INLINE_INTERVAL`` has passed.
 
         Raises :class:`TrackingWriteError` at the first failed write.
         """
@@ -470,36 +483,49 @@ def _client(tracking_uri: str):
     return MlflowClient(tracking_uri)
 
 
-def _write_all(client, pending: dict[str, list[MetricTuple]], tracking_uri: str) -> list[str]:
+def _write_all(client, pending: dict[str, list[Record]], tracking_uri: str) -> list[str]:
     """Write ``pending``; returns one short line per failed run (never the store's 65 KB SQL text)."""
-    from mlflow.entities import Metric
-
     from bpexp.tracking.failures import short, store_problem
 
     errors = []
-    for run_id, metrics in pending.items():
-        for i in range(0, len(metrics), MAX_BATCH):
-            chunk = [Metric(k, v, ts, step) for k, v, ts, step in metrics[i : i + MAX_BATCH]]
-            try:
-                _log_batch(client, run_id, chunk)
-            except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
-                errors.append(store_problem(exc, tracking_uri) or f"could not write metrics to "
-                              f"{redact(tracking_uri)}: {short(exc)}")
-                break
+    for run_id, records in pending.items():
+        try:
+            _write_run(client, run_id, records)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
+            errors.append(store_problem(exc, tracking_uri) or f"could not write to {redact(tracking_uri)}: "
+                          f"{short(exc)}")
     return errors
 
 
-def _log_batch(client, run_id: str, chunk: list) -> None:
+def _write_run(client, run_id: str, records: list[Record]) -> None:
+    """One run's records: ``log_batch`` calls within MLflow's limits, then its end if one was queued."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    metrics = [Metric(*r) for r in records if len(r) == 4]
+    params = [Param(r[1], r[2]) for r in records if r[0] == PARAM and len(r) == 3]
+    tags = [RunTag(r[1], r[2]) for r in records if r[0] == TAG and len(r) == 3]
+    ends = [r[1] for r in records if r[0] == END and len(r) == 3]
+    while metrics or params or tags:
+        # At most 100 params, 100 tags and 1000 entities in all per call (MLflow's limits).
+        p, t = params[:100], tags[:100]
+        m = metrics[: MAX_BATCH - len(p) - len(t)]
+        _log_batch(client, run_id, m, p, t)
+        metrics, params, tags = metrics[len(m):], params[len(p):], tags[len(t):]
+    if ends:
+        client.set_terminated(run_id, status=ends[-1])
+
+
+def _log_batch(client, run_id: str, metrics: list, params: list, tags: list) -> None:
     from bpexp.tracking.failures import connection_cut
 
     try:
-        client.log_batch(run_id, metrics=chunk, synchronous=True)
+        client.log_batch(run_id, metrics=metrics, params=params, tags=tags, synchronous=True)
     except Exception as exc:
         if not connection_cut(exc):
             raise
         # The server went away in the middle of its answer, which MLflow's bounded (and printed)
-        # retries do not cover: ask once more, through them. A metric written twice is stored once.
-        client.log_batch(run_id, metrics=chunk, synchronous=True)
+        # retries do not cover: ask once more, through them. A record written twice is stored once.
+        client.log_batch(run_id, metrics=metrics, params=params, tags=tags, synchronous=True)
 
 
 def _log_model_from_folder(tracking_uri: str, run_id: str, folder: str, example) -> tuple[str | None, str | None]:
@@ -550,7 +576,7 @@ def _serve_loop(tracking_uri: str, inbox, outbox, parent_pid: int) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     quiet_mlflow_logs()  # a failed write is reported to the trainer in one line, not logged with its traceback
     client = _client(tracking_uri)
-    pending: dict[str, list[MetricTuple]] = defaultdict(list)
+    pending: dict[str, list[Record]] = defaultdict(list)
     errors: list[str] = []
 
     def write() -> None:
@@ -575,7 +601,7 @@ def _serve_loop(tracking_uri: str, inbox, outbox, parent_pid: int) -> None:
                 msg = inbox.get_nowait()
             except (queue.Empty, OSError, EOFError):
                 break
-            if msg[0] == "metrics":
+            if msg[0] == "records":
                 pending[msg[1]].extend(msg[2])
         write()
 
@@ -608,7 +634,7 @@ def _receive(inbox, outbox, parent_pid, pending, errors, write, log_model) -> No
                 return
         if msg is not None:
             kind = msg[0]
-            if kind == "metrics":
+            if kind == "records":
                 pending[msg[1]].extend(msg[2])
             elif kind in ("flush", "mark"):
                 marks.append(msg[1])

@@ -158,6 +158,7 @@ class Objective:
     def _update_run(self, run_id: str, tags: dict[str, str], status: str | None = None) -> None:
         from mlflow.entities import RunTag
 
+        self.sink.flush()  # the run's queued records (its FINISHED end among them) first, so this one stays
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         if status:
             self.client.set_terminated(run_id, status=status)

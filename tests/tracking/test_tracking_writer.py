@@ -10,11 +10,14 @@ import pytest
 
 from bpexp.tracking import connect, get_or_create_experiment
 from bpexp.tracking.writer import (
+    END,
     INLINE_INTERVAL,
     InlineWriter,
     MetricWriter,
     TrackingWriteError,
     metric_sink,
+    param_records,
+    tag_records,
 )
 
 
@@ -102,6 +105,52 @@ def test_checkpointed_metrics_survive_the_writer_dying(mlflow_sqlite_uri):
         writer._proc.join(10)
         writer.flush()  # nothing was confirmed: the parent writes it all
         assert [m.step for m in client.get_metric_history(run_id, "k")] == list(range(1, 21))
+    finally:
+        writer.close()
+
+
+def _trial_records(n_params: int = 150, n_tags: int = 120, n_metrics: int = 1500):
+    """A sweep trial's records past every one of MLflow's per-call limits, ending the run."""
+    return [*param_records({f"p{i}": str(i) for i in range(n_params)}),
+            *[("m", float(i), i, i) for i in range(n_metrics)],
+            *tag_records({f"t{i}": i for i in range(n_tags)}),
+            (END, "FINISHED", "")]
+
+
+def _holds_trial_records(client, run_id) -> None:
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.end_time is not None
+    assert run.data.params == {f"p{i}": str(i) for i in range(150)}
+    assert {f"t{i}": str(i) for i in range(120)}.items() <= run.data.tags.items()
+    assert [m.step for m in client.get_metric_history(run_id, "m")] == list(range(1500))
+
+
+@pytest.mark.parametrize("sink_class", [MetricWriter, InlineWriter])
+def test_params_tags_and_the_end_travel_with_the_metrics(mlflow_sqlite_uri, sink_class):
+    """A trial's params, summary tags and FINISHED end cost no round trip of their own: the sink writes them."""
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    sink = sink_class(mlflow_sqlite_uri)
+    try:
+        sink.log(run_id, _trial_records())
+        sink.checkpoint()
+        sink.flush()
+        _holds_trial_records(client, run_id)
+    finally:
+        sink.close()
+
+
+def test_a_queued_end_survives_the_writer_dying(mlflow_sqlite_uri):
+    client, run_id = _new_run(mlflow_sqlite_uri)
+    writer = MetricWriter(mlflow_sqlite_uri)
+    try:
+        os.kill(writer._proc.pid, signal.SIGSTOP)  # the helper confirms nothing
+        writer.log(run_id, _trial_records())
+        writer.checkpoint()
+        assert client.get_run(run_id).info.status == "RUNNING"  # not ended before its records are written
+        os.kill(writer._proc.pid, signal.SIGKILL)
+        writer._proc.join(10)
+        writer.flush()  # the parent writes it all, the end last
+        _holds_trial_records(client, run_id)
     finally:
         writer.close()
 
