@@ -62,7 +62,11 @@ def main() -> None:
     from bpexp.tracking import TrackedRun, connect, get_or_create_experiment, open_sink
 
     config, base = load_experiment(REPO / "experiments" / "digits.yaml",
-                                   {"training.epochs": 100, "training.early_stopping": None})
+                                   {"training.epochs": 100, "training.early_stopping": None,
+                                    # One BLAS thread in every variant: the thread probe at a fit's start picks 1
+                                    # or 2 by what the other core does at that moment, a swing of +-10 % of the
+                                    # fit that has nothing to do with tracking (it once made plain slower).
+                                    "training.threads": 1})
     dataset, parts = load_data(config, base)
     options = fit_options(config)
     tmp = tempfile.mkdtemp(prefix="bpexp-bench-tracking-")

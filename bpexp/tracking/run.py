@@ -20,8 +20,8 @@ class MlflowLogger(Callback):
     """Callback sending every epoch's logs to MLflow with ``step=epoch``.
 
     Metrics go to the run's sink (see :mod:`bpexp.tracking.writer`) and are
-    flushed when training ends, however it ends (a run that does not wait for
-    its metrics only checkpoints them when training completes).
+    flushed when training ends, however it ends; a run that does not wait for
+    its metrics (a sweep trial) leaves them to its end, which follows at once.
     """
 
     def __init__(self, run: TrackedRun):
@@ -106,10 +106,13 @@ class TrackedRun:
         self._sink.abandon()
 
     def settle(self, success: bool) -> None:
-        """Flush the queued metrics, or (success without waiting) only checkpoint them."""
-        if success and not self.wait_for_metrics:
-            self._sink.checkpoint()
-        else:
+        """Flush the queued metrics, unless training succeeded in a run that does not wait for them.
+
+        That run's :meth:`end` follows within milliseconds and hands the sink its metrics,
+        summary, tags and end together: an in-process sink then writes a trial in one
+        ``log_batch`` call instead of two (each costs ~10-20 ms of fixed ORM work).
+        """
+        if not (success and not self.wait_for_metrics):
             self._sink.flush()
 
     def log_summary(self, metrics: dict[str, float], tags: dict[str, Any], step: int = 0) -> None:
