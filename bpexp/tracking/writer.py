@@ -15,9 +15,10 @@ the flush at the end of a run has little left to write, and the MLflow UI
 shows live curves. A run can also end with a :meth:`MetricWriter.checkpoint`
 instead of a flush (sweep trials do): the next trial starts at once and the
 confirmation is collected later, at the next flush or when the sink closes.
-Such a run also hands the sink its params, summary tags and end (see
-:data:`Record`): one ``log_batch`` carries them with the metrics, and the end is
-written last, so the store never shows the run FINISHED before the rest.
+Every run hands the sink its params and summary tags too, and such a run its
+FINISHED end (see :data:`Record`): one ``log_batch`` carries them with the
+metrics, and the end is written last, so the store never shows the run
+FINISHED before the rest.
 
 A sink is opened by whoever opens runs (:func:`open_sink`: ``bpexp.run`` for
 its run, a sweep worker for all its trials) and passed to each run it opens.
