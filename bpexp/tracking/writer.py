@@ -337,7 +337,7 @@ class InlineWriter:
         self._lock = threading.Lock()
 
     def log(self, run_id: str, metrics: list[Record]) -> None:
-        """Hold ``metrics`` (any :data:`Record`) for ``run_id``; write everything held once ``INLINE_INTERVAL`` has passed.
+        """Hold ``metrics`` (any :data:`Record`) for ``run_id``; write all held once ``INLINE_INTERVAL`` passed.
 
         Raises :class:`TrackingWriteError` at the first failed write.
         """
