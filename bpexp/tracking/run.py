@@ -54,8 +54,7 @@ class TrackedRun:
         Whether ending the run well waits until its queued metrics are written.
         Sweep trials do not: the sink writes their metrics, summary tags and
         FINISHED status while the next trial trains, and the worker flushes it
-        before it exits. A run that fails or is
-        interrupted always waits.
+        before it exits. A run that fails or is interrupted always waits.
     """
 
     def __init__(self, client, tracking_uri: str, experiment_id: str, sink: MetricSink,
@@ -232,10 +231,12 @@ def _split_json(frame) -> str:
 
 
 def _json_scalar(value: Any):
-    """A cell ``json`` cannot write itself: a NumPy scalar as its Python value, pandas' NA as null."""
-    if hasattr(value, "item"):
-        return value.item()
-    return None if value is None or str(value) in ("<NA>", "NaT") else str(value)
+    """A cell ``json`` cannot write itself: pandas' NA/NaT as null, a NumPy scalar as its Python value."""
+    import pandas as pd
+
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _param_value(value: Any) -> str:
