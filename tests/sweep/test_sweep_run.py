@@ -9,6 +9,7 @@ from mlflow import MlflowClient
 from sweep_helpers import open_study, parent_runs, trial_runs, write_yaml, xor_sweep
 
 import bpexp
+from bpexp.tracking.model import using_store
 from bpexp.tuning import PARENT_ATTR, RUN_ID_ATTR, StorageUnavailableError
 
 pytestmark = pytest.mark.slow
@@ -61,8 +62,11 @@ def test_sweep_tracks_every_trial_and_resumes(project, mlflow_sqlite_uri, monkey
     # The best complete trial's run has a pyfunc model that predicts like its native model folder.
     best_run = client.get_run(result.best_run_id)
     assert best_run.data.tags["bpexp.model_uri"] == result.model_uri
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_sqlite_uri)  # models:/ URIs resolve against it
-    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    # models:/ URIs resolve against MLflow's global URIs, which an earlier test in this process may
+    # have left pointing elsewhere (the env var alone once lost to them under pytest-xdist).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_sqlite_uri)
+    with using_store(mlflow_sqlite_uri):
+        pyfunc = mlflow.pyfunc.load_model(result.model_uri)
     folder = mlflow.artifacts.download_artifacts(run_id=result.best_run_id, artifact_path="bpexp_model",
                                                  tracking_uri=mlflow_sqlite_uri)
     native = bpexp.load_model(folder)
