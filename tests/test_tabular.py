@@ -332,6 +332,59 @@ def test_a_bad_value_deep_in_a_large_table_names_its_own_row(penguin_model):
         penguin_model.check_X(raw, "t.csv", row_numbers=rows)
 
 
+def _force_threads(monkeypatch, threads: int) -> None:
+    """Make every table pass use ``threads`` threads, however small the table and however many CPUs."""
+    import bpexp.nn.parallel as parallel
+
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_ROWS", 1 if threads > 1 else 10**12)
+    monkeypatch.setattr(parallel, "available_cores", lambda: threads)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threaded_fit_and_transform_give_the_serial_results_bit_for_bit(monkeypatch, threads):
+    raw = pd.concat([pd.read_csv(PENGUINS)] * 40, ignore_index=True)  # 13,760 rows: several 4,096-row blocks
+    raw.loc[raw.index % 7 == 0, "bill_length_mm"] = np.nan
+    roles = infer_roles(raw.drop(columns="species"))
+    features = raw.drop(columns="species")
+    _force_threads(monkeypatch, 1)
+    serial_enc = fit_encoder(features, roles)
+    serial_unknown: dict = {}
+    serial = serial_enc.transform(features.iloc[::-1], unknown=serial_unknown)
+    _force_threads(monkeypatch, threads)
+    threaded_enc = fit_encoder(features, roles)
+    threaded_unknown: dict = {}
+    threaded = threaded_enc.transform(features.iloc[::-1], unknown=threaded_unknown)
+    assert threaded_enc.to_dict() == serial_enc.to_dict()
+    assert threaded.dtype == serial.dtype and np.array_equal(threaded, serial)
+    assert threaded_unknown == serial_unknown
+
+
+def test_a_bad_value_in_a_later_threads_rows_names_its_own_row(monkeypatch, penguin_model):
+    raw = pd.concat([pd.read_csv(PENGUINS)] * 30, ignore_index=True)  # 10,320 rows: the bad ones in the 2nd half
+    raw["year"] = raw["year"].astype(object)
+    raw.loc[9000, "year"] = "soon"
+
+    def message(threads: int) -> str:
+        _force_threads(monkeypatch, threads)
+        with pytest.raises(InvalidInputError) as caught:
+            penguin_model.predict(raw)
+        return str(caught.value)
+
+    assert message(2) == message(1) == "X row 9000, column 'year': 'soon' is not a number"
+    raw.loc[9500, "bill_depth_mm"] = np.inf  # a column before 'year': columns are checked in order, as ever
+    assert message(2) == message(1)
+    assert message(2).startswith("X row 9500, column 'bill_depth_mm': inf is infinite")
+
+
+def test_too_many_categories_is_refused_the_same_way_on_threads(monkeypatch):
+    frame = pd.DataFrame({"x": np.arange(3000.0), "a": [f"a{i % 5}" for i in range(3000)],
+                          "b": [f"id{i}" for i in range(3000)], "c": [f"c{i}" for i in range(3000)]})
+    _force_threads(monkeypatch, 2)
+    with pytest.raises(InvalidInputError, match=r"column 'b' has 3000 categories") as caught:  # the first in column order
+        fit_encoder(frame, infer_roles(frame), min_frequency=1, max_categories=100)
+    assert "'c'" not in str(caught.value)
+
+
 def test_fitted_medians_are_numpys_median_bit_for_bit():
     # fit_encoder's median takes one partition instead of np.median's three; it must not move a single bit.
     from bpexp.data.tabular import median_of

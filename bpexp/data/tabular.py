@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bpexp.errors import InvalidInputError
-from bpexp.nn.tabular import CategoricalColumn, NumericColumn, TabularEncoder, category_key
+from bpexp.nn.parallel import map_threads, table_threads
+from bpexp.nn.tabular import CategoricalColumn, Column, NumericColumn, TabularEncoder, category_key
 
 #: Categories seen in fewer training rows than this go to one ``other`` bucket.
 DEFAULT_MIN_FREQUENCY = 5
@@ -250,16 +251,19 @@ def fit_encoder(frame, roles: ColumnRoles | None = None, *, standardize: bool = 
     roles = roles or infer_roles(frame)
     typed = table_features(frame, roles, "the training data")
     allow_missing = set(allow_missing)
-    columns = []
-    for name in [str(c) for c in frame.columns if str(c) in roles.features]:
-        col = typed[name]
+
+    def fit_column(name: str, col, raw) -> Column:
         if name in roles.numeric:
             column = _fit_numeric(col, name, standardize, name in allow_missing)
             column.value_type = "integer" if roles.value_types.get(name) == "integer" else "float"
-            columns.append(column)
-        else:
-            value_type = roles.value_types.get(name) or _value_type(frame[name])
-            columns.append(_fit_categorical(col, value_type, name, min_frequency, max_categories))
+            return column
+        value_type = roles.value_types.get(name) or _value_type(raw)
+        return _fit_categorical(col, value_type, name, min_frequency, max_categories)
+
+    # Columns are independent, and their medians and sums run without the GIL: a large table's are fitted on
+    # several threads. The frames are indexed here, on this thread only (pandas does not promise thread safety).
+    work = [(name, typed[name], frame[name]) for name in (str(c) for c in frame.columns) if name in roles.features]
+    columns = map_threads(lambda item: fit_column(*item), work, table_threads(len(frame)))
     extra = [roles.target] if roles.target else []
     return TabularEncoder(columns, ignored=[*roles.drop, *extra, *ignored])
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bpexp.errors import InvalidInputError
+from bpexp.nn.parallel import map_threads, row_ranges, table_threads
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -343,7 +344,8 @@ class _BlockEncoder:
     Numeric columns are imputed, checked and standardized together, a block of
     rows at a time, with the same float64 operations as the column-at-a-time path
     (so the same values). It gives up (``run`` returns None) at the first value the
-    checked path must report, and never raises for one.
+    checked path must report, and never raises for one. A large table's rows are
+    encoded in consecutive ranges on several threads (:mod:`bpexp.nn.parallel`).
     """
 
     def __init__(self, encoder: TabularEncoder, inputs: dict, n_rows: int):
@@ -365,21 +367,31 @@ class _BlockEncoder:
                     return None
                 categorical.append((int(start), codes, bool((codes >= 0).all())))
         limit = _F32_MAX if out.dtype == np.float32 else math.inf
-        block = _NumericBlock(numeric, min(_BLOCK_ROWS, self.n_rows)) if numeric else None
-        every = np.arange(min(_BLOCK_ROWS, self.n_rows))
-        for r0 in range(0, self.n_rows, _BLOCK_ROWS):
-            r1 = min(r0 + _BLOCK_ROWS, self.n_rows)
-            rows = out[r0:r1]
-            if block is not None and not block.encode_into(rows, r0, r1, limit):
-                return None
-            for start, codes, all_set in categorical:
-                c = codes[r0:r1]
-                if all_set:
-                    rows[every[:r1 - r0], start + c] = 1
-                else:
-                    hit = np.flatnonzero(c >= 0)
-                    rows[hit, start + c[hit]] = 1
-        return counts
+        ranges = row_ranges(self.n_rows, table_threads(self.n_rows), _BLOCK_ROWS)
+        done = map_threads(lambda span: _encode_rows(out, *span, numeric, categorical, limit), ranges, len(ranges))
+        return counts if all(done) else None
+
+
+def _encode_rows(out: np.ndarray, first: int, stop: int, numeric: list, categorical: list, limit: float) -> bool:
+    """Rows ``first:stop`` of ``out``, a block at a time; False (nothing reported) if a value needs checking.
+
+    Each call has its own block buffer, so calls on disjoint row ranges may run on different threads.
+    """
+    block = _NumericBlock(numeric, min(_BLOCK_ROWS, stop - first)) if numeric else None
+    every = np.arange(min(_BLOCK_ROWS, stop - first))
+    for r0 in range(first, stop, _BLOCK_ROWS):
+        r1 = min(r0 + _BLOCK_ROWS, stop)
+        rows = out[r0:r1]
+        if block is not None and not block.encode_into(rows, r0, r1, limit):
+            return False
+        for start, codes, all_set in categorical:
+            c = codes[r0:r1]
+            if all_set:
+                rows[every[:r1 - r0], start + c] = 1
+            else:
+                hit = np.flatnonzero(c >= 0)
+                rows[hit, start + c[hit]] = 1
+    return True
 
 
 class _NumericBlock:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from bpexp.errors import InvalidInputError
+from bpexp.nn.parallel import available_cores
 
 #: Training seconds between two measurements (between steps): a busy neighbour may arrive later.
 REPROBE_SECONDS = 3.0
@@ -51,14 +52,6 @@ def check_threads(threads) -> int | str | None:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise InvalidInputError(f"threads must be a positive integer, 'auto' or None, got {threads!r}")
     return threads
-
-
-def available_cores() -> int:
-    """CPUs this process may run on (its affinity mask, e.g. a container's or ``taskset``'s)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def run_queue_wait() -> float | None:
