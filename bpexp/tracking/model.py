@@ -162,21 +162,26 @@ def _without_requirement_self_check():
     """Skip MLflow's check that the model's pip requirements match the installed packages.
 
     :func:`requirements` pins exactly the installed versions, so the check cannot find a
-    mismatch; it costs ~1.5 s per saved model (``importlib.metadata.packages_distributions``
-    reads every installed package's file list), a sixth of a whole ``bpexp train``. MLflow has
-    no option for this, so its module-level function is swapped for the duration of the save;
-    if a future MLflow moves it, nothing is swapped and the check simply runs.
+    mismatch; the first one in a process costs ~1.5-2 s (``importlib.metadata.packages_distributions``
+    reads every installed package's file list), a sixth of a whole ``bpexp train``. It runs twice per
+    saved model: when the requirements are written (``mlflow.utils.environment``) and when
+    ``Model.log`` loads the new model to validate its serving example (``mlflow.pyfunc.load_model``,
+    which keeps its own reference to the function). MLflow has no option for this, so both
+    module-level names are swapped for the duration of the save; if a future MLflow moves one,
+    nothing is swapped there and that check simply runs.
     """
+    import mlflow.pyfunc
     from mlflow.utils import environment
 
-    original = getattr(environment, "warn_dependency_requirement_mismatches", None)
-    if original is not None:
-        environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    modules = [m for m in (environment, mlflow.pyfunc) if hasattr(m, "warn_dependency_requirement_mismatches")]
+    originals = [m.warn_dependency_requirement_mismatches for m in modules]
+    for module in modules:
+        module.warn_dependency_requirement_mismatches = lambda requirements: None
     try:
         yield
     finally:
-        if original is not None:
-            environment.warn_dependency_requirement_mismatches = original
+        for module, original in zip(modules, originals):
+            module.warn_dependency_requirement_mismatches = original
 
 
 @contextlib.contextmanager
