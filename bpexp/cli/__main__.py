@@ -1,5 +1,5 @@
 """``python -m bpexp.cli``: the ``bpexp`` command without its script."""
 
-from bpexp.cli import main
+from bpexp.cli import run
 
-main()
+run()
