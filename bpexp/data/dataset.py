@@ -112,7 +112,7 @@ def split(dataset: Dataset, *, val_size: float = 0.15, test_size: float = 0.15, 
     ``val_size`` and ``test_size`` are fractions of the whole dataset; either
     may be 0. DataFrame rows keep their index (their row numbers in the file).
     """
-    from sklearn.model_selection import train_test_split
+    from bpexp.data.splitting import train_test_positions
 
     for nm, frac in (("val_size", val_size), ("test_size", test_size)):
         if not 0.0 <= frac < 1.0:
@@ -121,16 +121,15 @@ def split(dataset: Dataset, *, val_size: float = 0.15, test_size: float = 0.15, 
         raise InvalidInputError(f"val_size + test_size must be < 1, got {val_size + test_size}")
     if stratify is None:
         stratify = dataset.task == "classification"
-    # Split row positions, then take each part once: train_test_split draws the same rows
-    # whatever it is handed, and slicing a wide DataFrame twice costs seconds on 10^6 rows.
+    # Split row positions, then take each part once: slicing a wide DataFrame twice costs seconds on 10^6 rows.
+    # The rows are those scikit-learn's train_test_split draws (bpexp.data.splitting).
     positions, y = np.arange(dataset.n_samples), dataset.y
 
     def cut(idx, frac, rng_seed):
         if frac == 0:
             return idx, idx[:0]
         try:
-            return train_test_split(idx, test_size=frac, random_state=rng_seed,
-                                    stratify=y[idx] if stratify else None)
+            return train_test_positions(idx, frac, rng_seed, y[idx] if stratify else None)
         except ValueError as exc:  # e.g. a class with a single sample cannot be stratified
             raise InvalidInputError(f"cannot split dataset {dataset.name!r}: {exc}") from None
 
