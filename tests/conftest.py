@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# ============================================================================================
+# Built-in datasets' disk cache (bpexp.data.cache): a fresh one per test process, inherited by the
+# subprocesses tests start, so the suite neither reads nor fills the user's ~/.cache and starts cold.
+# ============================================================================================
+if "BPEXP_CACHE_DIR" not in os.environ:
+    os.environ["BPEXP_CACHE_DIR"] = tempfile.mkdtemp(prefix="bpexp-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["BPEXP_CACHE_DIR"], True)
 
 # ============================================================================================
 # Real services: MLflow server, PostgreSQL, Voilà + chromium (implementation: tests/services.py)

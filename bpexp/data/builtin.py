@@ -1,12 +1,14 @@
 """Built-in datasets: synthetic sets generated from a seed (xor, moons, circles,
 spirals) and the tables bundled with scikit-learn (iris, wine, breast_cancer,
-digits, diabetes; no download).
+digits, diabetes; no download). scikit-learn's sets are kept on disk after their
+first load (:mod:`bpexp.data.cache`): importing ``sklearn.datasets`` costs seconds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from bpexp.data.cache import cached_arrays
 from bpexp.data.dataset import Dataset
 
 
@@ -30,15 +32,27 @@ def make_spirals(n_samples: int = 600, noise: float = 0.2, n_arms: int = 2, seed
 
 
 def _make_moons(n_samples=500, noise=0.2, seed=0):
-    from sklearn.datasets import make_moons
-
-    return make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    return _generated("moons", n_samples, noise, seed)
 
 
 def _make_circles(n_samples=500, noise=0.1, seed=0):
-    from sklearn.datasets import make_circles
+    return _generated("circles", n_samples, noise, seed)
 
-    return make_circles(n_samples=n_samples, noise=noise, factor=0.5, random_state=seed)
+
+def _generated(name: str, n_samples: int, noise: float, seed: int):
+    """scikit-learn's make_moons / make_circles (factor 0.5), through the cache (:mod:`bpexp.data.cache`)."""
+
+    def generate() -> dict:
+        from sklearn.datasets import make_circles, make_moons
+
+        if name == "moons":
+            X, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+        else:
+            X, y = make_circles(n_samples=n_samples, noise=noise, factor=0.5, random_state=seed)
+        return {"X": X, "y": y}
+
+    arrays = cached_arrays(name, {"n_samples": n_samples, "noise": noise, "seed": seed}, generate)
+    return arrays["X"], arrays["y"]
 
 
 SYNTHETIC = {"xor": make_xor, "moons": _make_moons, "circles": _make_circles, "spirals": make_spirals}
@@ -59,9 +73,14 @@ def load_builtin(name: str, *, seed: int = 0, n_samples: int | None = None, nois
         X, y = SYNTHETIC[name](seed=seed, **kwargs)
         return Dataset(name, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64),
                        "classification", ["x1", "x2"], "class")
-    import sklearn.datasets
-
     loader, kind = BUNDLED[name]
-    bunch = getattr(sklearn.datasets, loader)()
-    return Dataset(name, bunch.data.astype(np.float64), bunch.target, kind,
-                   [str(f) for f in bunch.feature_names], "target")
+
+    def load() -> dict:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader)()
+        return {"X": bunch.data.astype(np.float64), "y": bunch.target,
+                "feature_names": np.array([str(f) for f in bunch.feature_names])}
+
+    arrays = cached_arrays(name, {}, load)
+    return Dataset(name, arrays["X"], arrays["y"], kind, arrays["feature_names"].tolist(), "target")

@@ -205,8 +205,6 @@ def _worker_main(conn, slots: Slots) -> None:
 def _warm_up() -> None:
     """Import what every trial needs while the coordinator is still setting the sweep up."""
     import mlflow  # noqa: F401
-    import sklearn.datasets  # noqa: F401
-    import sklearn.model_selection  # noqa: F401
 
     import bpexp.runner  # noqa: F401
     import bpexp.tuning.objective  # noqa: F401
