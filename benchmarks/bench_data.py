@@ -177,7 +177,7 @@ def report_readers(runs: dict[str, list]) -> None:
         steps = runs[kind]
         print(f"\n{kind.upper()}: {base} {span(runs[base])} s")
         for step in ("load", "fit_encoder", "transform", "total", "split"):
-            note = "  (not in the target: sklearn's stratified split of the DataFrame)" if step == "split" else ""
+            note = "  (not in the target: the stratified split of the DataFrame)" if step == "split" else ""
             print(f"  bpexp {step:<12} {span([s[step] for s in steps])} s{note}")
         ratios = [s["total"] / b for s, b in zip(steps, runs[base])]
         load_ratios = [s["load"] / b for s, b in zip(steps, runs[base])]
