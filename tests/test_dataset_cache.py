@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ LOAD = ("import sys, bpexp; ds = bpexp.load_dataset(sys.argv[1]); parts = bpexp.
 
 
 def _load_in_fresh_process(name: str, cache) -> tuple[str, bool]:
-    env = {**__import__("os").environ, CACHE_ENV: str(cache)}
+    env = {**os.environ, CACHE_ENV: str(cache)}
     done = subprocess.run([sys.executable, "-c", LOAD, name], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     digest, no_sklearn = done.stdout.split()
