@@ -400,6 +400,26 @@ def test_fitted_medians_are_numpys_median_bit_for_bit():
     assert enc.columns[0].median == float(np.median([1.0, 4.0, 2.0, 8.0])) == 3.0
 
 
+def test_a_column_that_refuses_gaps_has_no_median_and_round_trips_as_json():
+    # The median is the fill value of gaps: computed where training had gaps or gaps are allowed, else null.
+    frame = pd.DataFrame({"a": [1.0, 2.0, 4.0, 8.0], "g": [1.0, np.nan, 3.0, 5.0], "c": [0.5, 1.5, 2.5, 9.0],
+                          "b": list("xyxy")})
+    enc = fit_encoder(frame, infer_roles(frame), allow_missing=["c"])
+    a, g, c = enc.columns[:3]
+    assert (a.median, a.allow_missing) == (None, False)
+    assert (g.median, c.median) == (3.0, 2.0) and g.allow_missing and c.allow_missing
+    state = json.loads(json.dumps(enc.to_dict()))
+    assert state["columns"][0]["median"] is None
+    again = TabularEncoder.from_dict(state)
+    rows = pd.DataFrame({"a": [3.0, 5.0], "g": [np.nan, 2.0], "c": [np.nan, 1.0], "b": ["x", "y"]})
+    np.testing.assert_array_equal(again.transform(rows), enc.transform(rows))
+    with pytest.raises(InvalidInputError, match="column 'a': a missing value, and this column had none"):
+        again.transform(rows.assign(a=[np.nan, 1.0]))
+    state["columns"][1]["median"] = None  # g allows gaps: a null fill value is a tampered file
+    with pytest.raises(InvalidInputError, match="field 'median' must be float, got None"):
+        TabularEncoder.from_dict(state)
+
+
 def _large_csv(path: Path, n: int, special: dict[int, str] | None = None, bom: bool = False,
                flags: tuple[str, str] = ("True", "False"), gaps: tuple[str, ...] = ("", "NA", "nan", "NULL", "None")
                ) -> Path:

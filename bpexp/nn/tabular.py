@@ -62,10 +62,14 @@ def category_key(value) -> str | None:
 
 @dataclass
 class NumericColumn:
-    """A numeric input column: its training median, mean and scale."""
+    """A numeric input column: its training median (the fill value of gaps), mean and scale.
+
+    ``median`` is None for a column that allows no missing values: nothing is
+    ever filled in there, so it is not computed.
+    """
 
     name: str
-    median: float
+    median: float | None
     mean: float
     scale: float
     allow_missing: bool = False
@@ -400,7 +404,8 @@ class _NumericBlock:
     def __init__(self, numeric: list, block_rows: int):
         cols = [c for c, _, _ in numeric]
         self.xs = [x for _, _, x in numeric]
-        self.median = np.array([c.median for c in cols], dtype=np.float64)[:, None]
+        # Columns without a median refuse gaps (encode_into returns before filling any), so 0.0 is never used.
+        self.median = np.array([0.0 if c.median is None else c.median for c in cols], dtype=np.float64)[:, None]
         self.mean = np.array([c.mean for c in cols], dtype=np.float64)[:, None]
         self.scale = np.array([c.scale for c in cols], dtype=np.float64)[:, None]
         self.refuse = np.array([not c.allow_missing for c in cols])
@@ -529,10 +534,14 @@ def _column_from_dict(d) -> Column:
     if d["kind"] == NUMERIC:
         spec = {"name": str, "median": float, "mean": float, "scale": float, "allow_missing": bool,
                 "missing_fraction": float, "value_type": str}
-        _check_fields(fields, spec)
-        if not all(math.isfinite(fields[k]) for k in ("median", "mean", "scale")) or not fields["scale"] > 0:
+        # A null median: the column refuses gaps, so it has no fill value (only then may it be null).
+        no_fill = "median" in fields and fields["median"] is None and fields.get("allow_missing") is False
+        checked = {k: v for k, v in fields.items() if not (no_fill and k == "median")}
+        _check_fields(checked, spec, median=not no_fill)
+        numbers = ("mean", "scale") if no_fill else ("median", "mean", "scale")
+        if not all(math.isfinite(checked[k]) for k in numbers) or not checked["scale"] > 0:
             raise InvalidInputError(f"column {fields['name']!r}: median/mean must be finite and scale positive")
-        return NumericColumn(**{k: spec[k](v) for k, v in fields.items()})  # ints -> float
+        return NumericColumn(**{"median": None, **{k: spec[k](v) for k, v in checked.items()}})  # ints -> float
     spec = {"name": str, "categories": list, "has_missing": bool, "has_other": bool, "value_type": str,
             "counts": list, "missing_fraction": float}
     _check_fields(fields, spec)
@@ -542,10 +551,11 @@ def _column_from_dict(d) -> Column:
     return CategoricalColumn(**fields)
 
 
-def _check_fields(fields: dict, spec: dict) -> None:
+def _check_fields(fields: dict, spec: dict, *, median: bool = True) -> None:
+    """Refuse unknown, missing and mistyped fields (``median`` may be absent where ``median`` is False)."""
+    required = ("median", "mean", "scale", "categories") if median else ("mean", "scale", "categories")
     unknown = sorted(set(fields) - set(spec))
-    missing = sorted({"name"} - set(fields)) or sorted(k for k in ("median", "mean", "scale", "categories")
-                                                      if k in spec and k not in fields)
+    missing = sorted({"name"} - set(fields)) or sorted(k for k in required if k in spec and k not in fields)
     if unknown or missing:
         raise InvalidInputError(f"tabular encoder column: unknown fields {unknown}, missing fields {missing}")
     for key, value in fields.items():
