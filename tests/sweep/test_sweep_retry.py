@@ -135,6 +135,7 @@ def _stop_outside_locks(pid: int, journal: str, tracking_uri: str) -> None:
     db = tracking_uri[len("sqlite:///"):]
     for _ in range(500):
         os.kill(pid, signal.SIGSTOP)
+        _wait_stopped(pid)  # kill() only queues the signal: a thread still running could take a lock after the check
         free = True
         with open(journal + ".flock", "a+") as f:
             try:
@@ -156,6 +157,26 @@ def _stop_outside_locks(pid: int, journal: str, tracking_uri: str) -> None:
         os.kill(pid, signal.SIGCONT)
         time.sleep(0.05)
     pytest.fail(f"worker {pid} always held a lock")
+
+
+def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Return once every thread of ``pid`` is in the stopped state (``T`` in ``/proc/<pid>/task/*/stat``)."""
+    import glob
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for stat in glob.glob(f"/proc/{pid}/task/*/stat"):
+            try:
+                with open(stat) as fh:
+                    states.append(fh.read().rsplit(")", 1)[1].split()[0])
+            except OSError:  # a thread that ended meanwhile
+                continue
+        if states and all(state in "Tt" for state in states):
+            return
+        time.sleep(0.005)
+    pytest.fail(f"process {pid} did not stop within {timeout} s of SIGSTOP")
 
 
 def _long_trials() -> dict:
