@@ -117,6 +117,31 @@ def test_auto_probe_keeps_one_thread_unless_more_are_clearly_faster(seconds_on_1
         assert _blas_threads() == 2
 
 
+@pytest.mark.parametrize(("ratio_of_2", "expected", "next_probe"), [
+    (0.93, 1, "soon"),  # faster, but not clearly: one thread, and measured again soon
+    (1.20, 1, "later"),  # slower: one thread for the usual interval
+    (0.50, 2, "later"),
+])
+def test_a_close_call_is_measured_again_soon(ratio_of_2, expected, next_probe, monkeypatch):
+    import bpexp.train.threads as policy
+
+    if available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    monkeypatch.setattr(policy, "runnable_others", lambda: 0)
+    monkeypatch.setattr(policy.BlasThreads, "_timed_rounds", lambda self, step, most, reps: (
+        {1: [1e-3, 1e-3, 1e-3], most: [ratio_of_2 * 1e-3] * 3}, 0.0))
+    with threadpool_limits(limits=2, user_api="blas"):
+        blas = policy.BlasThreads("auto")
+        assert blas.start(lambda: None) == expected
+        assert blas._reprobe_after == {"soon": policy.REPROBE_SOON_SECONDS, "later": policy.REPROBE_SECONDS}[next_probe]
+        probes = []
+        monkeypatch.setattr(policy.BlasThreads, "probe", lambda self, step: probes.append(1))
+        blas._last_probe = time.perf_counter() - policy.REPROBE_SOON_SECONDS  # 0.5 s of training later
+        blas.after_step(1e-3, lambda: None)
+        assert probes == ([1] if next_probe == "soon" else [])
+        blas.restore()
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "two", True])
 def test_bad_threads_are_named(bad):
     X, y = _data(n=20)

@@ -27,6 +27,13 @@ from bpexp.nn.parallel import available_cores
 
 #: Training seconds between two measurements (between steps): a busy neighbour may arrive later.
 REPROBE_SECONDS = 3.0
+#: The same after a close call: one thread kept although several were faster, but not by
+#: :data:`MIN_SPEEDUP` (or had one slow round), or because another process was running at that
+#: moment. On a shared host a few milliseconds of probe can fall into a burst of a neighbour's work
+#: (*measured*, MNIST-shaped steps: 2 threads 0.59-0.62x one thread's time in most probes, 0.92-0.97x
+#: in some, with epochs on 2 threads 0.66-0.95 s against 0.95-1.13 s on one), so such a choice is
+#: checked again soon rather than kept for 3 s.
+REPROBE_SOON_SECONDS = 0.5
 #: A step this many times slower than the last measurement suggests triggers a new one at once
 #: (a neighbour arriving makes multi-threaded products 3-60x slower).
 SLOW_STEP_FACTOR = 4.0
@@ -132,6 +139,7 @@ class BlasThreads:
         self._last_probe = 0.0
         self._mark: tuple[float | None, float] = (None, 0.0)  # (run-queue wait, time) at the last check
         self._expected = float("inf")  # seconds of one probe step on the current setting
+        self._reprobe_after = REPROBE_SECONDS  # seconds of training until the next probe
         self.wait_fraction: float | None = None  # of the last probe's multi-threaded steps
         self.reason = "fixed" if self.requested != "auto" else ""  # why the last probe chose as it did
 
@@ -153,7 +161,7 @@ class BlasThreads:
             return
         now = time.perf_counter()
         since = now - self._last_probe
-        if since >= REPROBE_SECONDS or (self.current > 1 and since >= WAIT_CHECK_SECONDS and (
+        if since >= self._reprobe_after or (self.current > 1 and since >= WAIT_CHECK_SECONDS and (
                 seconds > SLOW_STEP_FACTOR * self._expected or self._waited_since_mark(now))):
             self.probe(step)
 
@@ -186,7 +194,10 @@ class BlasThreads:
         others = runnable_others()
         if others is not None and most - others <= 1:  # the other cores are taken right now
             self.timings, self.wait_fraction = {}, None
-            self._choose(1, f"{others} other process{'es' if others > 1 else ''} running on the other cores")
+            # Seen in a few looks over ~2 ms: it may be gone in a moment (a neighbour that is really busy costs
+            # only these looks at the next probe).
+            self._choose(1, f"{others} other process{'es' if others > 1 else ''} running on the other cores",
+                         soon=True)
             return
         self._set(most)
         t0 = time.perf_counter()
@@ -198,14 +209,18 @@ class BlasThreads:
                   and max(rounds[most]) <= max(rounds[1]) and waited <= MAX_WAIT_FRACTION)
         self.timings = {n: min(t) for n, t in rounds.items()}
         self.wait_fraction = waited
+        close_call = not faster and waited <= MAX_WAIT_FRACTION and ratios[len(ratios) // 2] < 1.0
         self._choose(most if faster else 1,
                      f"{most} threads waited {waited:.0%} of their time for a CPU" if waited > MAX_WAIT_FRACTION
-                     else f"{most} threads took {ratios[len(ratios) // 2]:.2f}x one thread's time")
+                     else f"{most} threads took {ratios[len(ratios) // 2]:.2f}x one thread's time",
+                     soon=close_call)
 
-    def _choose(self, n: int, reason: str) -> None:
-        """End a probe on ``n`` threads: the step time to expect, and fresh marks for the next checks."""
+    def _choose(self, n: int, reason: str, soon: bool = False) -> None:
+        """End a probe on ``n`` threads: the step time to expect, when to probe next (``soon``: after a close
+        call), and fresh marks for the next checks."""
         self._set(n)
         self.reason = reason
+        self._reprobe_after = min(REPROBE_SOON_SECONDS, REPROBE_SECONDS) if soon else REPROBE_SECONDS
         self._expected = self.timings.get(n, float("inf"))
         self._last_probe = time.perf_counter()
         self._mark = (run_queue_wait(), self._last_probe)
