@@ -155,6 +155,20 @@ def test_a_queued_end_survives_the_writer_dying(mlflow_sqlite_uri):
         writer.close()
 
 
+def _has_metric(uri: str, run_id: str, key: str) -> bool:
+    """Whether one point of ``key`` is stored: a one-row read that holds the store's read lock for microseconds.
+
+    (Polling with ``get_metric_history`` reads every stored point each time, seconds of read locks on a slow
+    host, which the helper's writes then wait for.)
+    """
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(uri[len("sqlite:///"):], timeout=30)) as con:
+        return con.execute("SELECT 1 FROM metrics WHERE run_uuid = ? AND key = ? LIMIT 1", (run_id, key)).fetchone() \
+            is not None
+
+
 def test_sigterm_while_the_writer_is_writing_still_ends_it(mlflow_sqlite_uri):
     """A SIGTERM landing inside a store write must end the helper (it once got swallowed as a store error,
     and a sweep worker waiting for its helper at exit hung)."""
@@ -164,7 +178,7 @@ def test_sigterm_while_the_writer_is_writing_still_ends_it(mlflow_sqlite_uri):
         writer.log(run_id, [("w", float(i), i, i) for i in range(1, 20001)])  # seconds of writing
         writer.checkpoint()
         deadline = time.monotonic() + 60
-        while not client.get_metric_history(run_id, "w"):  # wait until the helper is mid-write
+        while not _has_metric(mlflow_sqlite_uri, run_id, "w"):  # wait until the helper is mid-write
             assert time.monotonic() < deadline, "the helper never started writing"
             time.sleep(0.05)
         os.kill(writer._proc.pid, signal.SIGTERM)
