@@ -426,7 +426,8 @@ def test_a_column_that_refuses_gaps_has_no_median_and_round_trips_as_json():
 def _large_csv(path: Path, n: int, special: dict[int, str] | None = None, bom: bool = False,
                flags: tuple[str, str] = ("True", "False"), gaps: tuple[str, ...] = ("", "NA", "nan", "NULL", "None")
                ) -> Path:
-    """A CSV file over 5 MB (so read by pyarrow) with gaps in several spellings, text, booleans, dates."""
+    """A CSV file over 5 MB (its text columns read as categories) with gaps in several spellings, text, booleans,
+    dates."""
     rng = np.random.default_rng(0)
     x = np.round(rng.standard_normal(n) * 100, 6)
     lines = ["num,count,full,flag,city,when,note,y"]
@@ -444,23 +445,18 @@ def _large_csv(path: Path, n: int, special: dict[int, str] | None = None, bom: b
 
 
 @pytest.mark.parametrize("blank_line", [False, True])
-def test_a_large_csv_reads_through_pyarrow_exactly_as_pandas_reads_it(tmp_path, monkeypatch, blank_line):
+def test_a_large_csv_with_its_text_read_as_categories_is_what_a_whole_read_gives(tmp_path, monkeypatch, blank_line):
     from bpexp.data import files
 
     # A blank line (an all-missing row to pandas) would make a boolean column objects: text flags with it.
-    # Gaps as blanks only in the numbers: pyarrow's first read (blank = missing) does; "NA" words in the
-    # text columns then become missing values. "NA" in numbers: the second read, with pandas' NA list.
     path = _large_csv(tmp_path / "big.csv", 120_000, special={50_000: ""} if blank_line else None, bom=True,
                       flags=("yes", "no") if blank_line else ("True", "False"),
                       gaps=("", "nan") if blank_line else ("", "NA", "nan", "NULL", "None"))
-    names = files._csv_header(path, files.DEFAULT_ENCODING, ",", "x")
-    assert files._read_csv_arrow(path, names, ",", files.DEFAULT_ENCODING, pd) is not None  # the fast reader
-    import pyarrow as pa
-
-    types = files._sample_types(path, names, ",", files.DEFAULT_ENCODING, pd, pa)
-    assert files._arrow_frame(path, names, ",", types, [""], pa)[1] == blank_line  # which read it took
+    options = {"sep": ",", "encoding": files.DEFAULT_ENCODING, "skip_blank_lines": False}
+    text = ["city", "when", "note"] if not blank_line else ["flag", "city", "when", "note"]
+    assert files._text_as_categories(path, options, pd) == {"dtype": dict.fromkeys(text, "category")}
     fast = bpexp.load_dataset(path, target="y")
-    monkeypatch.setattr(files, "ARROW_MIN_BYTES", float("inf"))  # the same file through pandas' reader
+    monkeypatch.setattr(files, "TYPED_MIN_BYTES", float("inf"))  # the same file read as plainly as a small one
     slow = bpexp.load_dataset(path, target="y")
     assert fast.roles.numeric == slow.roles.numeric == ["num", "count", "full"]
     assert fast.roles.categorical == slow.roles.categorical == ["flag", "city", "when", "note"]
@@ -473,13 +469,11 @@ def test_a_large_csv_reads_through_pyarrow_exactly_as_pandas_reads_it(tmp_path, 
     np.testing.assert_array_equal(enc.transform(fast.X), enc.transform(slow.X))
 
 
-def test_a_large_csv_pyarrow_cannot_read_as_pandas_does_goes_to_pandas(tmp_path):
+def test_a_large_csv_typed_differently_in_its_later_rows_is_read_whole(tmp_path):
     from bpexp.data import files
 
     # A word deep in a number column: pandas' whole read types the column as text, and says where it is.
     path = _large_csv(tmp_path / "word.csv", 120_000, special={100_000: "oops,1,2,True,Oslo,2026-01-01,x,1"})
-    names = files._csv_header(path, files.DEFAULT_ENCODING, ",", "x")
-    assert files._read_csv_arrow(path, names, ",", files.DEFAULT_ENCODING, pd) is None
     ds = bpexp.load_dataset(path, target="y")
     assert "num" in ds.roles.categorical and ds.X.loc[100_000, "num"] == "oops"
     with pytest.raises(InvalidInputError, match=r"row 100000, column 'num': 'oops' is not a number"):
@@ -489,6 +483,8 @@ def test_a_large_csv_pyarrow_cannot_read_as_pandas_does_goes_to_pandas(tmp_path)
     with pytest.raises(InvalidInputError, match=r"row.csv is not a readable CSV file: .*Expected 8 fields in line "
                                                 r"90000, saw 9"):
         bpexp.load_dataset(bad, target="y")
-    # Gaps in a boolean column: pandas makes it a column of objects, so pandas reads it.
+    # Gaps in a boolean column, after the first rows: a column of objects (True, False, NaN), as a whole read gives.
     gaps = _large_csv(tmp_path / "flag.csv", 120_000, special={80_000: "1,2,3,,Oslo,2026-01-01,x,1"})
-    assert files._read_csv_arrow(gaps, names, ",", files.DEFAULT_ENCODING, pd) is None
+    whole = pd.read_csv(gaps, encoding=files.DEFAULT_ENCODING, skip_blank_lines=False, low_memory=False)
+    flags = bpexp.load_dataset(gaps, target="y").X["flag"]
+    assert flags.isna().sum() == whole["flag"].isna().sum() == 1 and flags.loc[80_000] != flags.loc[80_000]
