@@ -395,6 +395,19 @@ def test_fitted_medians_are_numpys_median_bit_for_bit():
                   np.round(rng.standard_normal(n) * 1e6, 2), np.full(n, 7.25)):
             assert median_of(x.copy()) == float(np.median(x)), n
     assert median_of(np.array([])) == 0.0
+    # Large arrays: the middle bracketed from a sample, NaN ignored, the input unchanged; patterns a sample can miss.
+    step = 200_001 // 4096
+    for x in (rng.standard_normal(200_001), np.sort(rng.standard_normal(200_000)), -np.arange(200_000.0),
+              np.where(np.arange(200_001) % step == 0, 1e9, rng.standard_normal(200_001)),  # every sampled value huge
+              rng.integers(0, 3, 200_000).astype(float), np.full(50_000, -2.5),
+              np.concatenate([np.full(30_000, np.inf), rng.standard_normal(30_000)])):
+        for gaps in (0.0, 0.01, 0.6):
+            y = x.copy()
+            y[rng.random(y.size) < gaps] = np.nan
+            before = y.copy()
+            valid = int(np.count_nonzero(~np.isnan(y)))
+            assert median_of(y, valid) == float(np.nanmedian(y)), (y[:5], gaps)
+            np.testing.assert_array_equal(y, before)
     frame = pd.DataFrame({"a": [1.0, np.nan, 4.0, 2.0, np.nan, 8.0], "b": list("xyxyxy")})
     enc = fit_encoder(frame, infer_roles(frame))
     assert enc.columns[0].median == float(np.median([1.0, 4.0, 2.0, 8.0])) == 3.0
