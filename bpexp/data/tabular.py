@@ -282,24 +282,23 @@ def _fit_numeric(col, name: str, standardize: bool, allow_missing: bool) -> Nume
         median = median_of(x)
     # A column that may never have a gap needs no fill value: its median (a selection over every training value,
     # once the most expensive part of a fit) is not computed.
-    mean, scale = mean_std(filled) if standardize else (0.0, 1.0)
+    mean, scale = mean_std(filled, total if filled is x else None) if standardize else (0.0, 1.0)
     return NumericColumn(name, median, mean, scale if scale > 0 else 1.0, allow_missing=bool(n_missing) or
                          allow_missing, missing_fraction=n_missing / x.size)
 
 
-def mean_std(x: np.ndarray, scratch: np.ndarray | None = None) -> tuple[float, float]:
+def mean_std(x: np.ndarray, total: float | None = None) -> tuple[float, float]:
     """``(x.mean(), x.std())`` bit for bit, summing ``x`` once, not twice.
 
     ``np.std`` recomputes the mean and allocates ``x - mean``; here the same
     operations in the same order (pairwise sums of the same arrays, the same
-    divisions) run once each, the difference written into ``scratch`` (a
-    float64 array of x's size, overwritten) when given.
+    divisions) run once each. ``total``: ``np.add.reduce(x)`` when the caller has it.
     """
     n = x.size
     if n == 0:
         return float("nan"), float("nan")
-    mean = float(np.add.reduce(x) / n)
-    d = np.subtract(x, mean, out=scratch)
+    mean = float((np.add.reduce(x) if total is None else total) / n)
+    d = np.subtract(x, mean)
     np.multiply(d, d, out=d)
     return mean, float(np.sqrt(np.add.reduce(d) / n))
 

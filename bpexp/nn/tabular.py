@@ -537,7 +537,7 @@ def _column_from_dict(d) -> Column:
         # A null median: the column refuses gaps, so it has no fill value (only then may it be null).
         no_fill = "median" in fields and fields["median"] is None and fields.get("allow_missing") is False
         checked = {k: v for k, v in fields.items() if not (no_fill and k == "median")}
-        _check_fields(checked, spec, median=not no_fill)
+        _check_fields(checked, {k: t for k, t in spec.items() if not (no_fill and k == "median")})
         numbers = ("mean", "scale") if no_fill else ("median", "mean", "scale")
         if not all(math.isfinite(checked[k]) for k in numbers) or not checked["scale"] > 0:
             raise InvalidInputError(f"column {fields['name']!r}: median/mean must be finite and scale positive")
@@ -551,11 +551,10 @@ def _column_from_dict(d) -> Column:
     return CategoricalColumn(**fields)
 
 
-def _check_fields(fields: dict, spec: dict, *, median: bool = True) -> None:
-    """Refuse unknown, missing and mistyped fields (``median`` may be absent where ``median`` is False)."""
-    required = ("median", "mean", "scale", "categories") if median else ("mean", "scale", "categories")
+def _check_fields(fields: dict, spec: dict) -> None:
     unknown = sorted(set(fields) - set(spec))
-    missing = sorted({"name"} - set(fields)) or sorted(k for k in required if k in spec and k not in fields)
+    missing = sorted({"name"} - set(fields)) or sorted(k for k in ("median", "mean", "scale", "categories")
+                                                      if k in spec and k not in fields)
     if unknown or missing:
         raise InvalidInputError(f"tabular encoder column: unknown fields {unknown}, missing fields {missing}")
     for key, value in fields.items():
