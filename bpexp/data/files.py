@@ -60,14 +60,15 @@ def _read_csv(path: Path, encoding: str, sep: str, what: str):
     # Blank lines are kept (as all-missing rows, dropped below) so the index stays the file's line number.
     options = {"sep": sep, "encoding": encoding, "skip_blank_lines": False}
     try:
-        frame = _read_csv_fast(path, options | _text_as_categories(path, options, pd), pd)
+        large = path.stat().st_size >= TYPED_MIN_BYTES
+        frame = _read_csv_fast(path, options | (_text_as_categories(path, options, pd) if large else {}), pd)
         if frame is None:  # typed differently than a whole read would type it, or unreadable: read it whole
             frame = pd.read_csv(path, **options, low_memory=False)
     except UnicodeDecodeError as exc:
         raise InvalidInputError(_encoding_message(what, encoding, exc)) from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise InvalidInputError(f"{what} is not a readable CSV file: {_first_line(exc)}") from None
-    if path.stat().st_size >= TYPED_MIN_BYTES:
+    if large:
         _release_freed_memory()
     frame.columns = header
     frame.index = np.arange(2, len(frame) + 2)
@@ -82,7 +83,7 @@ _SAMPLE_ROWS = 5_000
 
 
 def _text_as_categories(path: Path, options: dict, pd) -> dict:
-    """``{"dtype": {column: "category"}}`` for the text columns of a large file's first rows, else ``{}``.
+    """``{"dtype": {column: "category"}}`` for the text columns of a (large) file's first rows, else ``{}``.
 
     pandas then keeps each chunk of a text column as codes, not as strings, and
     holds far less at its peak (*measured* on 10^6 x 23, 196 MB: 377 MB above the
@@ -94,8 +95,6 @@ def _text_as_categories(path: Path, options: dict, pd) -> dict:
     makes them. The values and missing cells are pandas' own: a category is the
     text a plain read gives, and bpexp makes text columns ``category`` anyway.
     """
-    if path.stat().st_size < TYPED_MIN_BYTES:
-        return {}
     try:
         sample = pd.read_csv(path, **options, nrows=_SAMPLE_ROWS)
     except Exception:  # noqa: BLE001 - the whole read next reports the problem its way

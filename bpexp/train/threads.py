@@ -209,10 +209,11 @@ class BlasThreads:
                   and max(rounds[most]) <= max(rounds[1]) and waited <= MAX_WAIT_FRACTION)
         self.timings = {n: min(t) for n, t in rounds.items()}
         self.wait_fraction = waited
-        close_call = not faster and waited <= MAX_WAIT_FRACTION and ratios[len(ratios) // 2] < 1.0
+        median_ratio = ratios[len(ratios) // 2]
+        close_call = not faster and waited <= MAX_WAIT_FRACTION and median_ratio < 1.0
         self._choose(most if faster else 1,
                      f"{most} threads waited {waited:.0%} of their time for a CPU" if waited > MAX_WAIT_FRACTION
-                     else f"{most} threads took {ratios[len(ratios) // 2]:.2f}x one thread's time",
+                     else f"{most} threads took {median_ratio:.2f}x one thread's time",
                      soon=close_call)
 
     def _choose(self, n: int, reason: str, soon: bool = False) -> None:
