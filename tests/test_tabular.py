@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import bpexp
+from bpexp.data.files import read_table
 from bpexp.data.tabular import fit_encoder, infer_roles
 from bpexp.errors import InvalidInputError, ModelFormatError
 from bpexp.nn.tabular import TabularEncoder
@@ -149,6 +150,35 @@ def test_parquet_and_dataframes_load_like_the_csv(tmp_path, penguins):
     with pytest.raises(InvalidInputError, match=r"the target 'species' has a single value \('Adelie'\)"):
         bpexp.load_dataset(tmp_path / "one.parquet", target="species")
 
+
+def test_parquet_of_several_row_groups_and_columns_stored_without_dictionary(tmp_path, penguins):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ds, _ = penguins
+    table = pa.Table.from_pandas(pd.read_csv(PENGUINS), preserve_index=False)
+    pq.write_table(table, tmp_path / "p.pq", row_group_size=50, use_dictionary=False)  # 7 row groups
+    assert pq.ParquetFile(tmp_path / "p.pq").metadata.num_row_groups == 7
+    raw = read_table(tmp_path / "p.pq")
+    assert str(raw["island"].dtype) == "category"  # text read as categories even when stored plain
+    assert list(raw.index[:2]) == [2, 3]  # row numbers as in the CSV
+    loaded = bpexp.load_dataset(tmp_path / "p.pq", target="species")
+    assert loaded.digest() == ds.digest()
+    assert fit_encoder(loaded.X, loaded.roles).to_dict() == fit_encoder(ds.X, ds.roles).to_dict()
+
+
+@pytest.mark.parametrize("damage", ["a CSV file", "torn in half", "empty", "footer overwritten"])
+def test_a_file_that_is_not_readable_parquet_is_one_line_naming_it(tmp_path, damage):
+    path = tmp_path / "bad.parquet"
+    pd.read_csv(PENGUINS).to_parquet(path)
+    data = path.read_bytes()
+    broken = {"a CSV file": PENGUINS.read_bytes(), "torn in half": data[: len(data) // 2], "empty": b"",
+              "footer overwritten": data[:-12] + b"\0" * 12}[damage]
+    path.write_bytes(broken)
+    with pytest.raises(InvalidInputError) as err:
+        bpexp.load_dataset(path, target="species")
+    message = str(err.value)
+    assert f"{path} is not a readable Parquet file" in message and "\n" not in message
 
 def test_numeric_only_tables_keep_the_plain_array_path():
     ds = bpexp.load_dataset(PENGUINS.parent / "iris.csv", target="species")
@@ -501,3 +531,17 @@ def test_a_large_csv_typed_differently_in_its_later_rows_is_read_whole(tmp_path)
     whole = pd.read_csv(gaps, encoding=files.DEFAULT_ENCODING, skip_blank_lines=False, low_memory=False)
     flags = bpexp.load_dataset(gaps, target="y").X["flag"]
     assert flags.isna().sum() == whole["flag"].isna().sum() == 1 and flags.loc[80_000] != flags.loc[80_000]
+
+
+def test_columns_with_gaps_finds_nan_but_not_infinity_and_reads_nullable_types():
+    frame = pd.DataFrame({
+        "clean": [1.0, 2.0, 3.0, 4.0], "nan": [1.0, np.nan, 3.0, 4.0], "inf": [1.0, np.inf, -np.inf, 4.0],
+        "inf_and_nan": [np.inf, np.nan, 1.0, 2.0], "ints": [1, 2, 3, 4],
+        "nullable": pd.array([1.5, None, 2.0, 3.0], dtype="Float64"), "text": ["a", None, "b", "c"],
+        "cats": pd.Categorical(["a", "b", "a", "b"]),
+    })
+    assert bpexp.data.tabular.columns_with_gaps(frame) == ["nan", "inf_and_nan", "nullable", "text"]
+    assert bpexp.data.tabular.columns_with_gaps(frame, ["ints", "nan"]) == ["nan"]
+    big = pd.DataFrame({"a": np.arange(100_000.0), "b": np.arange(100_000.0), "c": np.full(100_000, 1e308)})
+    big.loc[99_999, "b"] = np.nan  # the last row: every value is looked at, on threads
+    assert bpexp.data.tabular.columns_with_gaps(big) == ["b"]  # "c" sums past 1e308 to inf, with no gap

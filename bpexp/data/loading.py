@@ -18,7 +18,7 @@ import numpy as np
 from bpexp.data.builtin import BUILTIN_DATASETS, BUNDLED, SYNTHETIC, load_builtin
 from bpexp.data.dataset import Dataset
 from bpexp.data.files import TABLE_SUFFIXES, check_column_names, read_npz, read_table
-from bpexp.data.tabular import check_target, infer_roles, table_features
+from bpexp.data.tabular import check_target, columns_with_gaps, infer_roles, table_features
 from bpexp.errors import InvalidInputError
 
 
@@ -85,7 +85,7 @@ def dataset_from_frame(frame, name: str, source: str, *, what: str, target: str 
     roles = infer_roles(frame, target=target, numeric=numeric, categorical=categorical, drop=drop)
     features = table_features(frame, roles, what)
     y = column_labels(frame[target])
-    if not roles.categorical and not features.isna().to_numpy().any():
+    if not roles.categorical and not columns_with_gaps(features):
         X = features.to_numpy(dtype=np.float64)  # every feature a number, none missing: the plain path
         return Dataset(name, X, y, task or guess_task(y), list(features.columns), target, source)
     return Dataset(name, features, y, task or guess_task(y), list(features.columns), target, source, roles)
