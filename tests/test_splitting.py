@@ -10,7 +10,7 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 import bpexp
-from bpexp.data.splitting import train_test_positions
+from bpexp.data.splitting import take_rows, train_test_positions
 
 LAYOUTS = {
     "balanced": lambda rng, n: rng.integers(0, 3, n),
@@ -18,6 +18,8 @@ LAYOUTS = {
     "ten_classes_ties": lambda rng, n: np.arange(n) % 10,  # equal counts: the tie-breaks draw at random
     "strings": lambda rng, n: np.array(["Adelie", "Gentoo", "Chinstrap"], dtype=object)[rng.integers(0, 3, n)],
     "multilabel": lambda rng, n: rng.integers(0, 2, (n, 2)),
+    "sparse_integers": lambda rng, n: np.array([3, 7, 1000], dtype=np.int32)[rng.integers(0, 3, n)],  # counted
+    "negative_integers": lambda rng, n: rng.integers(-2, 2, n),  # sorted by np.unique
 }
 
 
@@ -81,3 +83,21 @@ def test_splitting_a_table_does_not_import_scikit_learn(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(table)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_take_rows_is_iloc_for_every_column_type_on_threads():
+    import pandas as pd
+
+    n = 100_000  # above the size from which columns are gathered on threads
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "x": rng.standard_normal(n), "i": rng.integers(0, 9, n), "flag": rng.random(n) < 0.5,
+        "cat": pd.Categorical(rng.choice(["a", "b", None], n)), "text": rng.choice(["u", "v", None], n),
+        "nullable": pd.array(rng.integers(0, 3, n), dtype="Int64"), "obj": pd.Series([{"k": 1}] * n, dtype=object),
+    }, index=pd.RangeIndex(2, n + 2))
+    frame.loc[5, "nullable"] = pd.NA
+    frame.columns = ["x", "i", "flag", "cat", "text", "nullable", "x"]  # a repeated name is kept, in place
+    positions = rng.permutation(n)[:70_000]
+    taken = take_rows(frame, positions)
+    pd.testing.assert_frame_equal(taken, frame.iloc[positions], check_index_type=True, check_column_type=True)
+    assert taken.index[0] == positions[0] + 2

@@ -112,7 +112,7 @@ def split(dataset: Dataset, *, val_size: float = 0.15, test_size: float = 0.15, 
     ``val_size`` and ``test_size`` are fractions of the whole dataset; either
     may be 0. DataFrame rows keep their index (their row numbers in the file).
     """
-    from bpexp.data.splitting import train_test_positions
+    from bpexp.data.splitting import take_rows, train_test_positions
 
     for nm, frac in (("val_size", val_size), ("test_size", test_size)):
         if not 0.0 <= frac < 1.0:
@@ -135,5 +135,5 @@ def split(dataset: Dataset, *, val_size: float = 0.15, test_size: float = 0.15, 
 
     rest, test = cut(positions, test_size, seed)
     train, val = cut(rest, val_size / (1.0 - test_size), seed + 1)
-    take = (lambda idx: dataset.X.iloc[idx]) if dataset.is_table else (lambda idx: dataset.X[idx])
+    take = (lambda idx: take_rows(dataset.X, idx)) if dataset.is_table else (lambda idx: dataset.X[idx])
     return Split(take(train), y[train], take(val), y[val], take(test), y[test])
