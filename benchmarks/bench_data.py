@@ -4,16 +4,18 @@ Data: a generated 1,000,000-row table (20 float columns, two of them with 1%
 blank cells; ``city``, 30 string categories; ``grade``, 7 string categories
 with 1% blank; ``label``, 3 integer classes), written once as CSV and as
 Parquet into a temporary directory (generation is not timed). Each repetition
-runs, interleaved:
+runs, interleaved (each reader and bpexp on the same file back to back, their order
+alternating from one repetition to the next):
 
-* ``pandas.read_csv`` of the CSV (C engine, defaults) and ``engine="pyarrow"``;
-* bpexp on the CSV, as ``bpexp train`` does: ``load_dataset(path, target=...)``,
-  the seeded split (timed on its own, not part of the target), ``fit_encoder``
-  on the training split (as ``bpexp.runner._encoder_cached``) and transforming
-  the training rows into the float32 input matrix (as ``fit`` does);
-* ``pyarrow.parquet.read_table`` of the Parquet file, then bpexp on it, then a floor
-  no implementation can beat: read_table, and every element of a fresh float32 matrix
-  of the training matrix's shape written (a constant: nothing gathered or fitted).
+* ``pandas.read_csv`` of the CSV (C engine, defaults), and bpexp on the CSV, as
+  ``bpexp train`` does: ``load_dataset(path, target=...)``, the seeded split (timed
+  on its own, not part of the target), ``fit_encoder`` on the training split (as
+  ``bpexp.runner._encoder_cached``) and transforming the training rows into the
+  float32 input matrix (as ``fit`` does);
+* ``pyarrow.parquet.read_table`` of the Parquet file, and bpexp on it;
+* ``read_csv(engine="pyarrow")``, and a floor no implementation can beat: read_table,
+  and every element of a fresh float32 matrix of the training matrix's shape written
+  (a constant: nothing gathered or fitted).
 
 Then, each in a fresh subprocess, the RSS high-water mark (``ru_maxrss``) above
 the process's RSS after its imports: of ``pandas.read_csv`` alone, of
@@ -162,11 +164,16 @@ def time_readers(csv_path: Path, pq_path: Path, reps: int) -> dict[str, list]:
     train_rows, width = X.shape
     del X
     for rep in range(reps):
-        runs["read_csv"].append(timed(lambda: pd.read_csv(csv_path), runs["read_csv_cpu"]))
+        # Each reader and bpexp's load of the same file run back to back, in alternating order (ABBA): what
+        # ran just before a read shifts its time by far more than the effects measured here (*measured*: bpexp's
+        # CSV load right after the pyarrow engine's read 1.36-1.40x read_csv, right after read_csv 1.08-1.17x).
+        csv_pair = [lambda: runs["read_csv"].append(timed(lambda: pd.read_csv(csv_path), runs["read_csv_cpu"])),
+                    lambda: runs["csv"].append(bpexp_pipeline(csv_path)[0])]
+        pq_pair = [lambda: runs["read_table"].append(timed(lambda: pq.read_table(pq_path), runs["read_table_cpu"])),
+                   lambda: runs["parquet"].append(bpexp_pipeline(pq_path)[0])]
+        for step in (*(csv_pair if rep % 2 == 0 else csv_pair[::-1]), *(pq_pair if rep % 2 == 0 else pq_pair[::-1])):
+            step()
         runs["read_csv_pyarrow"].append(timed(lambda: pd.read_csv(csv_path, engine="pyarrow")))
-        runs["csv"].append(bpexp_pipeline(csv_path)[0])
-        runs["read_table"].append(timed(lambda: pq.read_table(pq_path), runs["read_table_cpu"]))
-        runs["parquet"].append(bpexp_pipeline(pq_path)[0])
         runs["floor"].append(timed(lambda: parquet_floor(pq_path, train_rows, width)))
         c, p = runs["csv"][-1], runs["parquet"][-1]
         print(f"  rep {rep + 1}: read_csv {runs['read_csv'][-1]:.3f}s  pyarrow engine "
