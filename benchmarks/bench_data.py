@@ -13,9 +13,9 @@ alternating from one repetition to the next):
   ``bpexp.runner._encoder_cached``) and transforming the training rows into the
   float32 input matrix (as ``fit`` does);
 * ``pyarrow.parquet.read_table`` of the Parquet file, and bpexp on it;
-* ``read_csv(engine="pyarrow")``, and a floor no implementation can beat: read_table,
-  and every element of a fresh float32 matrix of the training matrix's shape written
-  (a constant: nothing gathered or fitted).
+* a floor no implementation can beat: read_table, and every element of a fresh float32
+  matrix of the training matrix's shape written (a constant: nothing gathered or fitted);
+* ``read_csv(engine="pyarrow")``.
 
 Then, each in a fresh subprocess, the RSS high-water mark (``ru_maxrss``) above
 the process's RSS after its imports: of ``pandas.read_csv`` alone, of
@@ -173,8 +173,8 @@ def time_readers(csv_path: Path, pq_path: Path, reps: int) -> dict[str, list]:
                    lambda: runs["parquet"].append(bpexp_pipeline(pq_path)[0])]
         for step in (*(csv_pair if rep % 2 == 0 else csv_pair[::-1]), *(pq_pair if rep % 2 == 0 else pq_pair[::-1])):
             step()
+        runs["floor"].append(timed(lambda: parquet_floor(pq_path, train_rows, width)))  # beside the Parquet pair
         runs["read_csv_pyarrow"].append(timed(lambda: pd.read_csv(csv_path, engine="pyarrow")))
-        runs["floor"].append(timed(lambda: parquet_floor(pq_path, train_rows, width)))
         c, p = runs["csv"][-1], runs["parquet"][-1]
         print(f"  rep {rep + 1}: read_csv {runs['read_csv'][-1]:.3f}s  pyarrow engine "
               f"{runs['read_csv_pyarrow'][-1]:.3f}s  bpexp csv {c['loaded_and_fitted']:.3f}s "
