@@ -130,12 +130,11 @@ def take_rows(frame, positions: np.ndarray):
     import pandas as pd
 
     threads = table_threads(positions.size)
-    if threads <= 1:
+    if threads <= 1 or frame.shape[1] == 0:
         return frame.iloc[positions]
     index = frame.index.take(positions)
 
-    def column(i: int):
-        col = frame.iloc[:, i]
+    def gathered(col):
         if isinstance(col.dtype, pd.CategoricalDtype):
             values = pd.Categorical.from_codes(col.cat.codes.to_numpy().take(positions), dtype=col.dtype)
         elif isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
@@ -144,9 +143,8 @@ def take_rows(frame, positions: np.ndarray):
             return col.take(positions)
         return pd.Series(values, index=index, name=col.name, copy=False)
 
-    if frame.shape[1] == 0:
-        return frame.iloc[positions]
-    columns = map_threads(column, range(frame.shape[1]), threads)
+    # The frame is indexed on this thread only (pandas does not promise thread safety); the gathers run on threads.
+    columns = map_threads(gathered, [frame.iloc[:, i] for i in range(frame.shape[1])], threads)
     # copy=False: one block per column, as the table's own (no copy of every float column into one block).
     out = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)
     out.columns = frame.columns
