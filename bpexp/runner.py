@@ -121,10 +121,10 @@ def _encoder_cached(dataset_json: str, seed: int, base_dir: str) -> TabularEncod
     dataset, parts = _load_split_cached(dataset_json, seed, base_dir)
     if not dataset.is_table:
         return None
-    from bpexp.data.tabular import columns_with_gaps, fit_encoder
+    from bpexp.data.tabular import fit_encoder, held_out_gaps
 
     cfg = json.loads(dataset_json)
-    gaps = columns_with_gaps(dataset.X, dataset.roles.numeric)  # anywhere: val/test rows too
+    gaps = held_out_gaps(parts, dataset.roles.numeric)
     return fit_encoder(parts.X_train, dataset.roles, standardize=cfg["standardize"],
                        min_frequency=cfg["min_frequency"], max_categories=cfg["max_categories"], allow_missing=gaps)
 

@@ -545,3 +545,35 @@ def test_columns_with_gaps_finds_nan_but_not_infinity_and_reads_nullable_types()
     big = pd.DataFrame({"a": np.arange(100_000.0), "b": np.arange(100_000.0), "c": np.full(100_000, 1e308)})
     big.loc[99_999, "b"] = np.nan  # the last row: every value is looked at, on threads
     assert bpexp.data.tabular.columns_with_gaps(big) == ["b"]  # "c" sums past 1e308 to inf, with no gap
+
+
+def test_held_out_gaps_and_the_fit_give_the_encoder_the_whole_tables_gaps_give(penguins):
+    from bpexp.data.dataset import Split
+    from bpexp.data.tabular import columns_with_gaps, held_out_gaps
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"test_gap": rng.standard_normal(60), "train_gap": rng.standard_normal(60),
+                          "none": rng.standard_normal(60), "kind": rng.choice(["x", "y"], 60)})
+    frame.loc[55, "test_gap"] = np.nan  # rows 50-59 are the test rows below
+    frame.loc[3, "train_gap"] = np.nan
+    roles = infer_roles(frame)
+    y = np.zeros(60)
+    parts = Split(frame.iloc[:40], y[:40], frame.iloc[40:50], y[40:50], frame.iloc[50:], y[50:])
+    assert held_out_gaps(parts, roles.numeric) == ["test_gap"]
+    assert columns_with_gaps(frame, roles.numeric) == ["test_gap", "train_gap"]
+    by_parts = fit_encoder(parts.X_train, roles, allow_missing=held_out_gaps(parts, roles.numeric))
+    assert by_parts.to_dict() == fit_encoder(parts.X_train, roles, allow_missing=["test_gap", "train_gap"]).to_dict()
+    allowed = {c.name: c.allow_missing for c in by_parts.columns if c.name in roles.numeric}
+    assert allowed == {"test_gap": True, "train_gap": True, "none": False}
+    ds, penguin_parts = penguins  # a real table: the same encoder either way
+    whole = columns_with_gaps(ds.X, ds.roles.numeric)
+    assert whole and fit_encoder(penguin_parts.X_train, ds.roles, allow_missing=whole).to_dict() == fit_encoder(
+        penguin_parts.X_train, ds.roles, allow_missing=held_out_gaps(penguin_parts, ds.roles.numeric)).to_dict()
+
+
+def test_category_counts_include_categories_no_training_row_holds():
+    col = pd.Series(pd.Categorical(["a", "b", None, "a", "a"], categories=["a", "b", "zz"]))
+    enc = fit_encoder(pd.DataFrame({"c": col}), min_frequency=2)
+    (column,) = enc.columns
+    assert column.categories == ["a"] and column.counts == [3] and column.has_other and column.has_missing
+    assert column.missing_fraction == 0.2

