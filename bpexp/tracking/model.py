@@ -133,16 +133,15 @@ def model_signature(model, example):
     """Signature from the example rows: named columns in, predictions out, param ``proba``."""
     from mlflow.models import ModelSignature, infer_signature
 
-    if model.encoder is not None:
-        base = infer_signature(example.iloc[:, :0].assign(x=0.0), _as_frame(model.predict(example)),
-                               params={"proba": False})
-        return ModelSignature(inputs=_input_schema(model.encoder), outputs=base.outputs, params=base.params)
-    prediction = model.predict(example.to_numpy())
     with warnings.catch_warnings():
-        # MLflow hints that integer columns cannot hold missing values: true, and
-        # irrelevant for class labels, which are never missing.
+        # MLflow hints that integer columns cannot hold missing values: true, and irrelevant for
+        # class labels (never missing) and for a table's inputs (typed by the encoder, gaps allowed).
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        return infer_signature(example, _as_frame(prediction), params={"proba": False})
+        if model.encoder is not None:
+            base = infer_signature(example.iloc[:, :0].assign(x=0.0), _as_frame(model.predict(example)),
+                                   params={"proba": False})
+            return ModelSignature(inputs=_input_schema(model.encoder), outputs=base.outputs, params=base.params)
+        return infer_signature(example, _as_frame(model.predict(example.to_numpy())), params={"proba": False})
 
 
 def _pyfunc_options(folder: Path, model, example) -> dict:
