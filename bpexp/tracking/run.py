@@ -206,17 +206,52 @@ def log_dataset_input(client, run_id: str, dataset, context: str = "training") -
     with warnings.catch_warnings():
         # A local path matches two of MLflow's source types; it warns and picks one. Either is right.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # labels: never missing
         source = dataset.source if dataset.source not in ("builtin", "DataFrame") else None
         if dataset.is_table:  # a DataFrame: MLflow records its column names and types
             frame = dataset.X.assign(**{dataset.target_name: dataset.y})
             ds = mlflow.data.from_pandas(frame, targets=dataset.target_name, name=dataset.name, source=source,
                                          digest=dataset.digest()[:16])
+            schema = table_schema(frame)
+            if schema is not None:
+                ds.schema = schema  # the value MLflow would compute (a cached property: this is its cache)
         else:
             ds = mlflow.data.from_numpy(dataset.X, targets=dataset.y, name=dataset.name, source=source,
                                         digest=dataset.digest()[:16])
-    client.log_inputs(run_id, datasets=[
-        DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
-    ])
+        entity = ds._to_mlflow_entity()  # where MLflow infers the schema it was not given
+    client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
+
+
+#: A table's schema is inferred from about this many evenly spaced rows (see :func:`table_schema`).
+SCHEMA_SAMPLE_ROWS = 2_000
+
+
+def table_schema(frame):
+    """MLflow's schema of ``frame`` (a bpexp table and its labels), or None to let MLflow infer it from every row.
+
+    MLflow infers a DataFrame's schema value by value in Python, to tell whether a column
+    has a missing value (*measured*: 15 s of a 22 s ``bpexp train`` of a 10^6 x 23 Parquet
+    table). Here MLflow's own inference runs on evenly spaced rows, where each column's type
+    follows from its dtype (floats, ``category``, the labels), and whether a column may be
+    missing comes from the whole column, vectorized. A sample with an empty column is left to
+    MLflow (its type could not be told from the sample).
+    """
+    from mlflow.models import infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    from bpexp.data.tabular import columns_with_gaps
+
+    step = len(frame) // SCHEMA_SAMPLE_ROWS
+    if step < 2:
+        return None
+    sample = frame.iloc[::step]
+    if sample.isna().all().any():
+        return None
+    gaps = set(columns_with_gaps(frame))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # labels: never missing
+        inferred = infer_signature(sample).inputs
+    return Schema([ColSpec(c.type, c.name, required=c.name not in gaps) for c in inferred.inputs])
 
 
 def _split_json(frame) -> str:
