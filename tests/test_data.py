@@ -220,3 +220,13 @@ def test_digest_tells_datasets_apart():
     changed.X[0, 0] += 1e-9
     assert ds.digest() == same.digest() and ds.digest() != changed.digest()
     assert len(ds.digest()) == 64
+
+
+def test_the_digest_is_remembered_only_while_the_data_are_the_same_objects():
+    ds = bpexp.load_dataset("iris")
+    first = ds.digest()
+    assert ds.digest() == first and ds._digest[2] == first  # remembered
+    ds.y = ds.y[::-1].copy()  # new labels: a new digest
+    assert ds.digest() != first
+    ds.y = ds.y[::-1].copy()  # equal values again, in another array: the same digest, computed anew
+    assert ds.digest() == first

@@ -40,6 +40,8 @@ class Dataset:
     target_name: str = "target"
     source: str = "builtin"
     roles: object = None
+    # The last digest and the (X, y) objects it is of: every run of a sweep tags it (0.2 s on 10^6 rows).
+    _digest: tuple = field(default=(None, None, ""), init=False, repr=False, compare=False)
 
     @property
     def is_table(self) -> bool:
@@ -68,7 +70,17 @@ class Dataset:
         return 1 if n == 2 else n
 
     def digest(self) -> str:
-        """SHA-256 of the data (shapes, dtypes and values), to tell datasets apart."""
+        """SHA-256 of the data (shapes, dtypes and values), to tell datasets apart.
+
+        Remembered while ``X`` and ``y`` are the same objects (datasets are not changed in place).
+        """
+        X, y, known = self._digest
+        if X is self.X and y is self.y:
+            return known
+        self._digest = (self.X, self.y, self._compute_digest())
+        return self._digest[2]
+
+    def _compute_digest(self) -> str:
         h = hashlib.sha256()
         if self.is_table:
             import pandas as pd
