@@ -18,6 +18,7 @@ import numpy as np
 from bpexp.data.builtin import BUILTIN_DATASETS, BUNDLED, SYNTHETIC, load_builtin
 from bpexp.data.dataset import Dataset
 from bpexp.data.files import TABLE_SUFFIXES, check_column_names, read_npz, read_table
+from bpexp.data.splitting import label_counts
 from bpexp.data.tabular import check_target, columns_with_gaps, infer_roles, table_features
 from bpexp.errors import InvalidInputError
 
@@ -128,8 +129,5 @@ def guess_task(y: np.ndarray) -> str:
 
 def _n_distinct(y: np.ndarray) -> int:
     """``np.unique(y).size``; by counting for small non-negative integers (class labels), 10x cheaper."""
-    if y.dtype.kind in "iu" and y.size:
-        lo, hi = int(y.min()), int(y.max())
-        if lo >= 0 and hi < 4 * y.size + 1024:
-            return int(np.count_nonzero(np.bincount(y)))
-    return int(np.unique(y).size)
+    counts = label_counts(y)
+    return int(np.count_nonzero(counts)) if counts is not None else int(np.unique(y).size)

@@ -19,6 +19,10 @@ import numpy as np
 
 from bpexp.tracking.tags import MODEL_EXPERIMENT_TAG, MODEL_LABEL_TAG, MODEL_RUN_NAME_TAG
 
+#: MLflow's warning, on inferring a schema, that integer columns cannot hold missing values: true, and
+#: irrelevant for class labels (never missing) and for a table's inputs (typed by the encoder, gaps allowed).
+INTEGER_HINT = "Hint: Inferred schema contains integer"
+
 PYFUNC_CODE = Path(__file__).resolve().parent.parent / "pyfunc_model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ARTIFACT_KEY = "bpexp_model"  # the pyfunc artifact holding the native model folder
@@ -134,9 +138,7 @@ def model_signature(model, example):
     from mlflow.models import ModelSignature, infer_signature
 
     with warnings.catch_warnings():
-        # MLflow hints that integer columns cannot hold missing values: true, and irrelevant for
-        # class labels (never missing) and for a table's inputs (typed by the encoder, gaps allowed).
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        warnings.filterwarnings("ignore", message=INTEGER_HINT)
         if model.encoder is not None:
             base = infer_signature(example.iloc[:, :0].assign(x=0.0), _as_frame(model.predict(example)),
                                    params={"proba": False})

@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 from bpexp.tracking.liveness import Heartbeat, identity_tags
+from bpexp.tracking.model import INTEGER_HINT
 from bpexp.tracking.tags import ERROR_TAG, MODEL_URI_TAG
 from bpexp.tracking.writer import END, MetricSink, param_records, tag_records
 from bpexp.train.callbacks import Callback
@@ -206,7 +207,7 @@ def log_dataset_input(client, run_id: str, dataset, context: str = "training") -
     with warnings.catch_warnings():
         # A local path matches two of MLflow's source types; it warns and picks one. Either is right.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # labels: never missing
+        warnings.filterwarnings("ignore", message=INTEGER_HINT)
         source = dataset.source if dataset.source not in ("builtin", "DataFrame") else None
         if dataset.is_table:  # a DataFrame: MLflow records its column names and types
             frame = dataset.X.assign(**{dataset.target_name: dataset.y})
@@ -249,7 +250,7 @@ def table_schema(frame):
         return None
     gaps = set(columns_with_gaps(frame))
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # labels: never missing
+        warnings.filterwarnings("ignore", message=INTEGER_HINT)
         inferred = infer_signature(sample).inputs
     return Schema([ColSpec(c.type, c.name, required=c.name not in gaps) for c in inferred.inputs])
 

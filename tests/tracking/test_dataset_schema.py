@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import bpexp
+from bpexp.tracking.model import INTEGER_HINT
 from bpexp.tracking.run import SCHEMA_SAMPLE_ROWS, log_dataset_input, table_schema
 
 PENGUINS = Path(__file__).resolve().parents[2] / "experiments" / "data" / "penguins.csv"
@@ -34,7 +35,7 @@ def test_the_schema_of_a_large_table_is_the_one_mlflow_infers_from_every_row(lab
     frame = _table(5 * SCHEMA_SAMPLE_ROWS + 7, labels)
     fast = table_schema(frame)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        warnings.filterwarnings("ignore", message=INTEGER_HINT)
         full = _infer_schema(frame)
     assert fast is not None and fast.to_dict() == full.to_dict()
     assert {c.name: c.required for c in fast.inputs} == {"x": False, "clean": True, "kind": False, "label": True}
