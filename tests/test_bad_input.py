@@ -37,6 +37,15 @@ def test_non_finite_features_name_row_and_column(bad, shown):
     _raises(lambda: trained.predict(Xb), f"X contains {shown} at row 17, column 2")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_finite_values_whose_sum_overflows_are_accepted(dtype):
+    big = np.float32(3e38) if dtype == "float32" else 1.7e308
+    Xb = np.full((40, 4), big, dtype=dtype)
+    Xb[::2] *= -1  # +big and -big: partial sums overflow to both infinities, the total to NaN
+    model = bpexp.MLP([4, 3, 2], dtype=dtype, seed=0)
+    assert np.array_equal(model.check_X(Xb), Xb)  # every value finite: no error
+
+
 def test_finite_values_too_large_for_float32_are_reported():
     Xb = X.copy()
     Xb[3, 1] = 1e39  # finite in float64, inf in float32
