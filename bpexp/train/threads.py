@@ -221,6 +221,7 @@ class BlasThreads:
         call), and fresh marks for the next checks."""
         self._set(n)
         self.reason = reason
+        # Soon is never later than the regular interval (which may be set shorter, e.g. to probe every step).
         self._reprobe_after = min(REPROBE_SOON_SECONDS, REPROBE_SECONDS) if soon else REPROBE_SECONDS
         self._expected = self.timings.get(n, float("inf"))
         self._last_probe = time.perf_counter()
